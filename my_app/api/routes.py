@@ -1,0 +1,161 @@
+"""The task resources: submit each kind of job, read, list, cancel, retry, follow live."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import Response, current_app, stream_with_context, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from .. import ledger, task_state
+from ..extensions import redis_client
+from ..submission import IdempotencyConflict, current_owner, submit_job
+from ..task_events import task_event_stream
+from .schemas import IdempotencyHeadersSchema, SlowJobSchema, TaskQueryArgsSchema, TaskSchema
+
+blp = Blueprint(
+    "tasks", __name__, url_prefix="/api/tasks", description="Submit jobs and follow them."
+)
+
+RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
+
+
+def task_or_404(task_id: UUID | str) -> dict[str, Any]:
+    """The task with this id, or a 404 error."""
+    task = task_state.load_task(redis_client.client, str(task_id))
+    if task is None:
+        abort(404, message=f"No task {task_id}: it never existed or has expired.")
+    return task
+
+
+def with_links(task: dict[str, Any]) -> dict[str, Any]:
+    """The task record with the URLs a client follows from it."""
+    task_url = url_for("tasks.TaskItem", task_id=task["id"])
+    links = {
+        "self": task_url,
+        "events": url_for("tasks.task_events", task_id=task["id"]),
+        "cancel": task_url,
+        "retry": url_for("tasks.TaskRetry", task_id=task["id"]),
+    }
+    if task["retry_of"]:
+        links["retry_of"] = url_for("tasks.TaskItem", task_id=task["retry_of"])
+    return {**task, "links": links}
+
+
+def accept(
+    kind: str, inputs: dict[str, Any], headers: dict[str, Any], retry_of: str | None = None
+) -> Any:
+    """Submit a job and answer 202 with its task (200 when an Idempotency-Key replays it)."""
+    try:
+        submission = submit_job(
+            kind, inputs, idempotency_key=headers.get("idempotency_key"), retry_of=retry_of
+        )
+    except IdempotencyConflict as conflict:
+        abort(409, message=str(conflict))
+    task = with_links(submission.task)
+    status = 202 if submission.created else 200
+    return task, status, {"Location": task["links"]["self"]}
+
+
+@blp.route("/slow")
+class SlowJobs(MethodView):
+    @blp.arguments(SlowJobSchema)
+    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.response(202, TaskSchema)
+    @blp.alt_response(200, schema=TaskSchema, description="An Idempotency-Key replay")
+    @blp.alt_response(409, description="Idempotency-Key reused with another body")
+    @blp.alt_response(503, description="Redis is unreachable; nothing was queued")
+    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue the seed job: count seconds with progress, then greet a name"""
+        return accept("slow", job, headers)
+
+
+@blp.route("")
+class TaskCollection(MethodView):
+    @blp.arguments(TaskQueryArgsSchema, location="query")
+    @blp.response(200, TaskSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
+        """List your tasks, newest first"""
+        client = redis_client.client
+        owner = current_owner()
+        task_ids = ledger.owner_task_ids(client, owner)
+        first = pagination_parameters.first_item
+        last = first + pagination_parameters.page_size
+        if not filters:
+            tasks = task_state.load_tasks(client, task_ids[first:last])
+            pagination_parameters.item_count = len(task_ids)
+            return [with_links(task) for task in tasks]
+        matching = [
+            task
+            for task in task_state.load_tasks(client, task_ids)
+            if all(task[name] == value for name, value in filters.items())
+        ]
+        pagination_parameters.item_count = len(matching)
+        return [with_links(task) for task in matching[first:last]]
+
+
+@blp.route("/<uuid:task_id>")
+class TaskItem(MethodView):
+    @blp.response(200, TaskSchema)
+    @blp.alt_response(404, description="No such task")
+    def get(self, task_id: UUID) -> dict[str, Any]:
+        """Read a task's state, progress, result and error"""
+        return with_links(task_or_404(task_id))
+
+    @blp.response(202, TaskSchema)
+    @blp.alt_response(404, description="No such task")
+    @blp.alt_response(409, description="The task has already finished")
+    def delete(self, task_id: UUID) -> dict[str, Any]:
+        """Cancel a task: a queued one never starts, a running one stops at its next step"""
+        task = task_or_404(task_id)
+        if task["state"] in task_state.TERMINAL_STATES:
+            abort(409, message=f"Task {task_id} already finished ({task['state']}).")
+        ledger.request_cancel(redis_client.client, task["id"])
+        # The flag above is what counts; the broadcast lets a worker that already
+        # holds the message drop it without starting it.
+        current_app.extensions["celery"].control.revoke(task["id"])
+        return with_links(task_or_404(task_id))
+
+
+@blp.route("/<uuid:task_id>/retry")
+class TaskRetry(MethodView):
+    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.response(202, TaskSchema)
+    @blp.alt_response(404, description="No such task")
+    @blp.alt_response(409, description="Only a failed or cancelled task can be retried")
+    def post(self, headers: dict[str, Any], task_id: UUID) -> Any:
+        """Run a failed or cancelled task again with the same inputs, as a new task"""
+        task = task_or_404(task_id)
+        if task["state"] not in RETRYABLE_STATES:
+            abort(409, message=f"Task {task_id} is {task['state']}; only FAILURE or REVOKED can be retried.")
+        return accept(task["kind"], task["inputs"], headers, retry_of=task["id"])
+
+
+@blp.route("/<uuid:task_id>/events")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "Server-Sent Events: the task record now, then at every change, "
+            "until it finishes",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+)
+@blp.alt_response(404, description="No such task")
+def task_events(task_id: UUID) -> Response:
+    """Follow a task live as Server-Sent Events"""
+    task = task_or_404(task_id)
+    stream = task_event_stream(
+        redis_client.client,
+        task["id"],
+        heartbeat_seconds=current_app.config["EVENTS_HEARTBEAT_SECONDS"],
+        present=with_links,
+    )
+    return Response(
+        stream_with_context(stream),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,133 @@
+"""Settings: one class of defaults per environment; the factory layers the environment on top."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_SECRET_KEY = "dev"
+
+#: Settings that plain environment variables (``REDIS_URL=...``) override, besides the
+#: ``FLASK_``-prefixed form that reaches every setting.
+PLAIN_ENV_SETTINGS = ("REDIS_URL", "SECRET_KEY", "RESULT_EXPIRES")
+
+
+class Config:
+    """Defaults shared by every environment."""
+
+    SECRET_KEY = DEFAULT_SECRET_KEY
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+    # Seconds a task's result, ledger entry and artifacts are kept after submission.
+    RESULT_EXPIRES = 24 * 3600
+    # Seconds a client connecting to Redis waits before the API answers 503.
+    REDIS_CONNECT_TIMEOUT = 1.0
+    REDIS_SOCKET_TIMEOUT = 5.0
+    # How often an idle event stream sends a comment, so proxies keep it open.
+    EVENTS_HEARTBEAT_SECONDS = 15.0
+    # How long an Idempotency-Key is remembered.
+    IDEMPOTENCY_TTL = 24 * 3600
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+
+    API_TITLE = "Background jobs"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_REDOC_PATH = "/redoc"
+
+    # Celery settings in Celery's own lower-case names; broker_url and result_backend
+    # are derived from REDIS_URL unless set here (see celery_app.celery_settings).
+    CELERY: dict[str, Any] = {
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_track_started": True,
+        "task_default_queue": "default",
+        "broker_connection_retry_on_startup": True,
+        # Fail a publish fast when Redis is down, so the API answers 503 within ~2 s.
+        "broker_connection_timeout": 1.0,
+        "broker_connection_max_retries": 2,
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.3,
+        },
+        # Late-acknowledged jobs are redelivered after this many seconds unacknowledged;
+        # it must outlast the longest job (the slow job runs up to an hour).
+        "broker_transport_options": {
+            "visibility_timeout": 2 * 3600,
+            "socket_connect_timeout": 1.0,
+        },
+        "redis_socket_connect_timeout": 1.0,
+        "redis_socket_timeout": 5.0,
+        "worker_hijack_root_logger": False,
+    }
+
+
+class DevelopmentConfig(Config):
+    """Local development: the default."""
+
+    DEBUG = False
+
+
+class TestingConfig(Config):
+    """The test suite: each test session points REDIS_URL at its own private Redis."""
+
+    TESTING = True
+    RESULT_EXPIRES = 600
+
+
+class ProductionConfig(Config):
+    """Production: a real SECRET_KEY is required."""
+
+    SECRET_KEY = None
+
+
+CONFIGS: Mapping[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_class(config: str | type[Config] | None) -> type[Config]:
+    """Resolve a config given by class, by name, or (when None) by ``APP_CONFIG``."""
+    if isinstance(config, type):
+        return config
+    name = (config or os.environ.get("APP_CONFIG") or "development").lower()
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        choices = ", ".join(CONFIGS)
+        raise ValueError(f"Unknown config {name!r}; choose one of {choices}") from None
+
+
+def plain_env_overrides(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Read the plain environment variables listed in PLAIN_ENV_SETTINGS.
+
+    Values are parsed as JSON when they can be (``RESULT_EXPIRES=60`` is an int), as
+    Flask's ``from_prefixed_env`` does.
+    """
+    overrides: dict[str, Any] = {}
+    for name in PLAIN_ENV_SETTINGS:
+        if name in environ:
+            try:
+                overrides[name] = json.loads(environ[name])
+            except ValueError:
+                overrides[name] = environ[name]
+    return overrides
+
+
+def check_production_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse to run production with a missing or default secret key."""
+    secret = settings.get("SECRET_KEY")
+    if not secret or secret == DEFAULT_SECRET_KEY:
+        raise RuntimeError(
+            "ProductionConfig needs a SECRET_KEY: set the SECRET_KEY environment variable "
+            "to a long random string, e.g. "
+            "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+        )

@@ -1,0 +1,47 @@
+"""Extension objects, created unbound here and given the app in the factory."""
+
+from __future__ import annotations
+
+import redis
+import flask_smorest
+from flask import Flask, current_app
+from werkzeug.exceptions import HTTPException
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api whose errors always carry a human-readable ``message``."""
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[dict, int, dict]:
+        """The JSON error body: ``code``, ``status``, ``message`` and, if any, ``errors``."""
+        payload, code, headers = super().handle_http_exception(error)
+        payload.setdefault("message", error.description)
+        return payload, code, headers
+
+
+api = Api()
+
+
+class RedisClient:
+    """One connection pool per app to the Redis at ``REDIS_URL``.
+
+    The ledger, idempotency keys and event streams use it; Celery keeps its own
+    connections to the same server.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        """Create the app's pool; connecting waits for the first command."""
+        app.extensions["redis"] = redis.Redis.from_url(
+            app.config["REDIS_URL"],
+            socket_connect_timeout=app.config["REDIS_CONNECT_TIMEOUT"],
+            socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
+            health_check_interval=30,
+            decode_responses=True,
+        )
+
+    @property
+    def client(self) -> redis.Redis:
+        """The current app's client."""
+        return current_app.extensions["redis"]
+
+
+redis_client = RedisClient()

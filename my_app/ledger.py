@@ -1,0 +1,124 @@
+"""The task ledger: what was accepted, by whom, with which inputs, kept in Redis.
+
+Celery answers PENDING both for a queued task and for an id it has never seen; the
+ledger tells them apart, keeps the inputs a retry needs, and lists a caller's tasks.
+Every key expires with the task's result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+
+PREFIX = "jobs:"
+
+
+def task_key(task_id: str) -> str:
+    """The hash holding one task's ledger entry."""
+    return f"{PREFIX}task:{task_id}"
+
+
+def owner_key(owner: str) -> str:
+    """The sorted set of an owner's task ids, scored by submission time."""
+    return f"{PREFIX}owner:{owner}"
+
+
+def idempotency_key(owner: str, key: str) -> str:
+    """The string remembering which task an Idempotency-Key created."""
+    return f"{PREFIX}idempotency:{owner}:{key}"
+
+
+def utc_now() -> str:
+    """The current time, ISO 8601 in UTC."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def record_submission(
+    client: redis.Redis,
+    task_id: str,
+    *,
+    kind: str,
+    owner: str,
+    inputs: dict[str, Any],
+    expires: int,
+    retry_of: str | None = None,
+) -> dict[str, Any]:
+    """Write the entry of a task whose message is already in the queue (one round trip)."""
+    now = time.time()
+    entry = {
+        "id": task_id,
+        "kind": kind,
+        "owner": owner,
+        "inputs": json.dumps(inputs),
+        "submitted_at": datetime.fromtimestamp(now, timezone.utc).isoformat(),
+    }
+    if retry_of:
+        entry["retry_of"] = retry_of
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(task_key(task_id), mapping=entry)
+    pipe.expire(task_key(task_id), expires)
+    pipe.zadd(owner_key(owner), {task_id: now})
+    pipe.zremrangebyscore(owner_key(owner), "-inf", now - expires)
+    pipe.expire(owner_key(owner), expires)
+    pipe.execute()
+    return {**entry, "inputs": inputs, "progress": None, "cancel_requested": False}
+
+
+def read_entry(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
+    """One task's entry with its JSON fields decoded, or None when unknown or expired."""
+    return decode_entry(client.hgetall(task_key(task_id)))
+
+
+def decode_entry(raw: dict[str, str]) -> dict[str, Any] | None:
+    """Turn a raw ledger hash into an entry; None for a hash without a submission."""
+    if "kind" not in raw:
+        # A worker may touch the hash of a task whose submission it raced; until the
+        # submission lands, or if it never does, the task is not the ledger's.
+        return None
+    entry: dict[str, Any] = dict(raw)
+    entry["inputs"] = json.loads(raw["inputs"])
+    entry["progress"] = json.loads(raw["progress"]) if "progress" in raw else None
+    entry["cancel_requested"] = "cancel_requested" in raw
+    return entry
+
+
+def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:
+    """Record that a worker started the task; True if a cancel was requested before."""
+    key = task_key(task_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.hsetnx(key, "started_at", utc_now())
+    pipe.expire(key, expires)
+    pipe.hexists(key, "cancel_requested")
+    return bool(pipe.execute()[-1])
+
+
+def cancel_requested(client: redis.Redis, task_id: str) -> bool:
+    """Whether someone asked to cancel the task."""
+    return bool(client.hexists(task_key(task_id), "cancel_requested"))
+
+
+def request_cancel(client: redis.Redis, task_id: str) -> None:
+    """Ask the task to stop at its next step (or never start)."""
+    client.hset(task_key(task_id), "cancel_requested", utc_now())
+
+
+def record_progress(client: redis.Redis, task_id: str, progress: dict[str, Any]) -> None:
+    """Keep the last progress, so a finished task still shows how far it got."""
+    client.hset(task_key(task_id), "progress", json.dumps(progress))
+
+
+def owner_task_ids(client: redis.Redis, owner: str) -> list[str]:
+    """An owner's task ids, newest first."""
+    return client.zrevrange(owner_key(owner), 0, -1)
+
+
+def forget_tasks(client: redis.Redis, owner: str, task_ids: Iterable[str]) -> None:
+    """Drop ids whose entries expired from the owner's listing."""
+    ids = list(task_ids)
+    if ids:
+        client.zrem(owner_key(owner), *ids)

@@ -1,0 +1,91 @@
+"""A task as the API shows it: the ledger entry joined with Celery's result in Redis."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+from celery import states
+from celery.backends.redis import RedisBackend
+
+from . import ledger
+
+#: Every state a task can be in, as the API names them.
+STATES = ("QUEUED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
+TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+
+
+def result_key(task_id: str) -> str:
+    """Where Celery's Redis backend keeps a task's state, and the channel it publishes on."""
+    return f"{RedisBackend.task_keyprefix}{task_id}"
+
+
+def load_task(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
+    """The task with this id, or None when the ledger has never seen it."""
+    found = load_tasks(client, [task_id])
+    return found[0] if found else None
+
+
+def load_tasks(client: redis.Redis, task_ids: list[str]) -> list[dict[str, Any]]:
+    """The known tasks among ``task_ids``, in order, each ledger and result read in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hgetall(ledger.task_key(task_id))
+        pipe.get(result_key(task_id))
+    replies = pipe.execute()
+    tasks = []
+    for raw_entry, raw_meta in zip(replies[::2], replies[1::2]):
+        entry = ledger.decode_entry(raw_entry)
+        if entry is not None:
+            tasks.append(describe(entry, json.loads(raw_meta) if raw_meta else None))
+    return tasks
+
+
+def describe(entry: dict[str, Any], meta: dict[str, Any] | None) -> dict[str, Any]:
+    """Combine a ledger entry and Celery's result meta into the API's task record."""
+    celery_state = meta["status"] if meta else states.PENDING
+    state = "QUEUED" if celery_state == states.PENDING else celery_state
+    payload = meta.get("result") if meta else None
+    result = error = None
+    progress = entry["progress"]
+    if state == "SUCCESS":
+        result = payload
+    elif state == "PROGRESS" and isinstance(payload, dict):
+        progress = payload
+    elif state in ("FAILURE", "REVOKED", "RETRY") and isinstance(payload, dict):
+        error = describe_exception(payload)
+    return {
+        "id": entry["id"],
+        "kind": entry["kind"],
+        "state": state,
+        "progress": with_percent(progress, state),
+        "result": result,
+        "error": error,
+        "inputs": entry["inputs"],
+        "retry_of": entry.get("retry_of"),
+        "submitted_at": entry["submitted_at"],
+        "started_at": entry.get("started_at"),
+        "finished_at": meta.get("date_done") if meta and state in TERMINAL_STATES else None,
+        "retry_at": entry.get("retry_at") if state == "RETRY" else None,
+    }
+
+
+def describe_exception(payload: dict[str, Any]) -> dict[str, str]:
+    """Celery's serialised exception as ``{"type", "message"}``, never a traceback."""
+    message = payload.get("exc_message", "")
+    if isinstance(message, (list, tuple)):
+        message = " ".join(str(part) for part in message)
+    return {"type": payload.get("exc_type", "Error"), "message": str(message)}
+
+
+def with_percent(progress: dict[str, Any] | None, state: str) -> dict[str, Any] | None:
+    """Progress with its percentage; a finished task that reported none is at 100 %."""
+    if progress is None:
+        return {"current": 1, "total": 1, "percent": 100} if state == "SUCCESS" else None
+    current, total = progress["current"], progress["total"]
+    if total:
+        percent = min(100, round(100 * current / total))
+    else:
+        percent = 100 if state == "SUCCESS" else 0
+    return {**progress, "percent": percent}

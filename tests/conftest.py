@@ -1,0 +1,111 @@
+"""Shared fixtures: a private Redis, the app bound to it, a real Celery worker, clients."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from celery import shared_task
+from celery.contrib.testing.worker import start_worker
+from flask import Flask, current_app
+from flask.testing import FlaskClient
+
+from my_app import create_app
+from my_app.embedded_redis import free_port, is_answering, redis_command
+from my_app.tasks import TASKS_BY_KIND
+
+
+@shared_task
+def config_value(name: str) -> Any:
+    """Return a setting of the app the worker runs tasks in."""
+    return current_app.config[name]
+
+
+@shared_task
+def explode(message: str) -> None:
+    """Fail with ``message``."""
+    raise ValueError(message)
+
+
+# The test-only job kinds go through the same submission path as the real ones.
+TASKS_BY_KIND["explode"] = explode
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server on a free port, found the way ``make redis`` finds it."""
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(redis_command(port, data_dir, log_file=data_dir / "redis.log"))
+    try:
+        wait_until(lambda: is_answering("127.0.0.1", port), timeout=10)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def worker_app(redis_url: str) -> Flask:
+    """The app that the session's worker serves, on database 0."""
+    return create_app("testing", REDIS_URL=f"{redis_url}/0", GREETING="hello from the test app")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_app: Flask) -> Iterator[Any]:
+    """A real Celery worker consuming the app's queues, in a thread of the test process."""
+    celery_app = worker_app.extensions["celery"]
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def app(worker_app: Flask, celery_worker: Any) -> Flask:
+    """The app, with a worker serving it."""
+    worker_app.extensions["celery"].set_default()
+    return worker_app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def idle_app(redis_url: str) -> Flask:
+    """An app whose queue nobody consumes (database 1): its tasks stay QUEUED."""
+    return create_app("testing", REDIS_URL=f"{redis_url}/1")
+
+
+def wait_for_state(client: FlaskClient, url: str, states: set[str], timeout: float = 30) -> dict:
+    """GET ``url`` until the task's state is one of ``states``; return the body."""
+
+    def reached() -> dict | None:
+        body = client.get(url).get_json()
+        state = body.get("state", body.get("status"))
+        return body if state in states else None
+
+    return wait_until(reached, timeout=timeout)

@@ -1,0 +1,80 @@
+"""The factory: config classes, environment overrides, production's secret check."""
+
+from __future__ import annotations
+
+import pytest
+
+from my_app import create_app
+from my_app.config import DevelopmentConfig, ProductionConfig, TestingConfig
+
+
+def test_development_is_the_default(monkeypatch):
+    monkeypatch.delenv("APP_CONFIG", raising=False)
+    app = create_app()
+    assert not app.testing
+    assert app.config["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("development", DevelopmentConfig), ("testing", TestingConfig)],
+)
+def test_config_chosen_by_name_or_class(name, cls):
+    assert create_app(name).config["TESTING"] == create_app(cls).config["TESTING"]
+
+
+def test_app_config_environment_variable_chooses_the_class(monkeypatch):
+    monkeypatch.setenv("APP_CONFIG", "testing")
+    assert create_app().testing
+
+
+def test_unknown_config_name_is_refused():
+    with pytest.raises(ValueError, match="Unknown config 'staging'"):
+        create_app("staging")
+
+
+def test_environment_overrides_settings(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6390/3")
+    monkeypatch.setenv("RESULT_EXPIRES", "60")
+    monkeypatch.setenv("FLASK_EVENTS_HEARTBEAT_SECONDS", "2.5")
+    monkeypatch.setenv("FLASK_CELERY__worker_prefetch_multiplier", "1")
+    app = create_app("testing")
+    assert app.config["RESULT_EXPIRES"] == 60
+    assert app.config["EVENTS_HEARTBEAT_SECONDS"] == 2.5
+    celery_conf = app.extensions["celery"].conf
+    assert celery_conf.broker_url == "redis://127.0.0.1:6390/3"
+    assert celery_conf.result_backend.endswith("+redis://127.0.0.1:6390/3")
+    assert celery_conf.result_expires == 60
+    assert celery_conf.worker_prefetch_multiplier == 1
+    # The class's own settings are untouched for the next app.
+    assert "worker_prefetch_multiplier" not in TestingConfig.CELERY
+
+
+def test_explicit_celery_urls_win_over_redis_url():
+    app = create_app(
+        "testing",
+        CELERY={**TestingConfig.CELERY, "broker_url": "redis://127.0.0.1:6391/5"},
+    )
+    assert app.extensions["celery"].conf.broker_url == "redis://127.0.0.1:6391/5"
+
+
+def test_production_refuses_the_default_secret(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="ProductionConfig needs a SECRET_KEY"):
+        create_app(ProductionConfig)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app("production", SECRET_KEY="dev")
+
+
+def test_production_starts_with_a_real_secret(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "a-long-random-production-secret")
+    app = create_app("production")
+    assert app.config["SECRET_KEY"] == "a-long-random-production-secret"
+    assert not app.debug
+
+
+def test_factory_keeps_celery_in_extensions():
+    app = create_app("testing")
+    celery_app = app.extensions["celery"]
+    assert "my_app.tasks.slow_task" in celery_app.tasks
+    assert celery_app.conf.task_serializer == "json"
