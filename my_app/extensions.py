@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import redis
 import flask_smorest
+import redis
 from flask import Flask, current_app
 from werkzeug.exceptions import HTTPException
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -35,7 +35,7 @@ def idempotency_key(owner: str, key: str) -> str:
 
 def utc_now() -> str:
     """The current time, ISO 8601 in UTC."""
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def record_submission(
@@ -55,7 +55,7 @@ def record_submission(
         "kind": kind,
         "owner": owner,
         "inputs": json.dumps(inputs),
-        "submitted_at": datetime.fromtimestamp(now, timezone.utc).isoformat(),
+        "submitted_at": datetime.fromtimestamp(now, UTC).isoformat(),
     }
     if retry_of:
         entry["retry_of"] = retry_of

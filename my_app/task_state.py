@@ -28,14 +28,14 @@ def load_task(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
 
 
 def load_tasks(client: redis.Redis, task_ids: list[str]) -> list[dict[str, Any]]:
-    """The known tasks among ``task_ids``, in order, each ledger and result read in one round trip."""
+    """The known tasks among ``task_ids``, in order; one round trip for all of them."""
     pipe = client.pipeline(transaction=False)
     for task_id in task_ids:
         pipe.hgetall(ledger.task_key(task_id))
         pipe.get(result_key(task_id))
     replies = pipe.execute()
     tasks = []
-    for raw_entry, raw_meta in zip(replies[::2], replies[1::2]):
+    for raw_entry, raw_meta in zip(replies[::2], replies[1::2], strict=True):
         entry = ledger.decode_entry(raw_entry)
         if entry is not None:
             tasks.append(describe(entry, json.loads(raw_meta) if raw_meta else None))

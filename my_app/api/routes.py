@@ -130,7 +130,11 @@ class TaskRetry(MethodView):
         """Run a failed or cancelled task again with the same inputs, as a new task"""
         task = task_or_404(task_id)
         if task["state"] not in RETRYABLE_STATES:
-            abort(409, message=f"Task {task_id} is {task['state']}; only FAILURE or REVOKED can be retried.")
+            abort(
+                409,
+                message=f"Task {task_id} is {task['state']}; "
+                "only FAILURE or REVOKED can be retried.",
+            )
         return accept(task["kind"], task["inputs"], headers, retry_of=task["id"])
 
 
