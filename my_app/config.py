@@ -29,6 +29,8 @@ class Config:
     # How long an Idempotency-Key is remembered.
     IDEMPOTENCY_TTL = 24 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    # Submissions a client (by address) may make a minute; 0 means no limit.
+    SUBMIT_RATE_LIMIT = 600
 
     API_TITLE = "Background jobs"
     API_VERSION = "v1"
@@ -37,6 +39,9 @@ class Config:
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
     OPENAPI_REDOC_PATH = "/redoc"
+    # Served from my_app/static/vendor: the docs must work on a machine with no internet.
+    OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+    OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
 
     # Celery settings in Celery's own lower-case names; broker_url and result_backend
     # are derived from REDIS_URL unless set here (see celery_app.celery_settings).
@@ -79,6 +84,7 @@ class TestingConfig(Config):
 
     TESTING = True
     RESULT_EXPIRES = 600
+    SUBMIT_RATE_LIMIT = 0
 
 
 class ProductionConfig(Config):

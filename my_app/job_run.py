@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Ignore
@@ -74,3 +75,10 @@ def job_run(task: Task) -> Iterator[ReportProgress]:
         raise Ignore() from None
     finally:
         run.finish()
+
+
+def retry_job(task: Task, error: Exception, countdown: float) -> NoReturn:
+    """Retry ``task`` in ``countdown`` seconds (state RETRY), noting when in the ledger."""
+    retry_at = datetime.now(UTC) + timedelta(seconds=countdown)
+    ledger.record_retry(redis_client.client, task.request.id, retry_at.isoformat())
+    raise task.retry(exc=error, countdown=countdown)

@@ -87,14 +87,24 @@ def decode_entry(raw: dict[str, str]) -> dict[str, Any] | None:
     return entry
 
 
+# Atomically: a task cancelled while queued must never look started.
+MARK_STARTED = """
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 1 end
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+
+
 def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:
-    """Record that a worker started the task; True if a cancel was requested before."""
-    key = task_key(task_id)
-    pipe = client.pipeline(transaction=False)
-    pipe.hsetnx(key, "started_at", utc_now())
-    pipe.expire(key, expires)
-    pipe.hexists(key, "cancel_requested")
-    return bool(pipe.execute()[-1])
+    """Record that a worker started the task; True (and no start) if it was cancelled."""
+    script = client.register_script(MARK_STARTED)
+    return bool(script(keys=[task_key(task_id)], args=[utc_now(), expires]))
+
+
+def record_retry(client: redis.Redis, task_id: str, retry_at: str) -> None:
+    """Note when a retrying task's next attempt is due."""
+    client.hset(task_key(task_id), "retry_at", retry_at)
 
 
 def cancel_requested(client: redis.Redis, task_id: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask import url_for
+from flask import request, url_for
 from flask_smorest import Blueprint, abort
 
 from .api.routes import task_or_404
@@ -21,12 +21,14 @@ MAX_NAME_LENGTH = 200
 @blp.arguments(RunTaskQueryArgsSchema, location="query")
 @blp.response(202, RunTaskAcceptedSchema)
 @blp.alt_response(422, description="Invalid seconds or name")
+@blp.alt_response(429, description="Too many submissions this minute")
 @blp.alt_response(503, description="Redis is unreachable; nothing was queued")
 def run_task(args: dict[str, Any], name: str) -> Any:
     """Queue the slow job for a name; ?seconds=N (0 to 3600) sets its length"""
     if len(name) > MAX_NAME_LENGTH:
         abort(422, message=f"name is longer than {MAX_NAME_LENGTH} characters.")
-    task_id = submit_job("slow", {"name": name, "seconds": args["seconds"]}).task["id"]
+    inputs = {"name": name, "seconds": args["seconds"]}
+    task_id = submit_job("slow", inputs, client_address=request.remote_addr).task["id"]
     status_url = url_for("run_task.status", task_id=task_id)
     accepted = {
         "message": "Task received and sent to the worker",

@@ -12,6 +12,7 @@ from flask import current_app
 
 from . import ledger, task_state
 from .extensions import redis_client
+from .rate_limit import count_submission
 from .tasks import TASKS_BY_KIND
 
 
@@ -42,15 +43,19 @@ def submit_job(
     *,
     idempotency_key: str | None = None,
     retry_of: str | None = None,
+    client_address: str | None = None,
 ) -> Submission:
     """Queue a job of ``kind`` with ``inputs`` (its task's keyword arguments).
 
-    The ledger entry is written only after the broker took the message, so every
-    entry has a message in the queue or a result.
+    ``client_address`` is counted against ``SUBMIT_RATE_LIMIT``. The ledger entry is
+    written only after the broker took the message, so every entry has a message in
+    the queue or a result.
     """
     client = redis_client.client
     config = current_app.config
     owner = current_owner()
+    if client_address:
+        count_submission(client, client_address, config["SUBMIT_RATE_LIMIT"])
     task_id = str(uuid.uuid4())
     claim = None
     if idempotency_key:

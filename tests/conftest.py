@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import shared_task
+from celery import Task, shared_task
 from celery.contrib.testing.worker import start_worker
 from flask import Flask, current_app
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
-from my_app import create_app
+from my_app import create_app, ledger
 from my_app.embedded_redis import free_port, is_answering, redis_command
+from my_app.job_run import retry_job
 from my_app.tasks import TASKS_BY_KIND
 
 
@@ -30,8 +37,19 @@ def explode(message: str) -> None:
     raise ValueError(message)
 
 
+@shared_task(bind=True, max_retries=3)
+def flaky(self: Task, failures: int) -> int:
+    """Fail ``failures`` times, retrying a second later each time, then succeed."""
+    if self.request.retries < failures:
+        retry_job(self, ConnectionError("the server is not up yet"), countdown=1)
+    return self.request.retries
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
 # The test-only job kinds go through the same submission path as the real ones.
 TASKS_BY_KIND["explode"] = explode
+TASKS_BY_KIND["flaky"] = flaky
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
@@ -95,9 +113,48 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def idle_app(redis_url: str) -> Flask:
+def idle_app(redis_url: str) -> Iterator[Flask]:
     """An app whose queue nobody consumes (database 1): its tasks stay QUEUED."""
-    return create_app("testing", REDIS_URL=f"{redis_url}/1")
+    app = create_app("testing", REDIS_URL=f"{redis_url}/1")
+    yield app
+    app.extensions["celery"].control.purge()
+    forget_ledger(app)
+
+
+@contextmanager
+def worker_process(redis_url: str, *options: str) -> Iterator[subprocess.Popen]:
+    """A ``celery -A celery_worker worker`` subprocess on ``redis_url``, stopped on exit."""
+    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing"}
+    command = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker",
+               "--loglevel=WARNING", "--without-mingle", "--without-gossip", *options]  # fmt: skip
+    worker = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def forget_ledger(app: Flask) -> None:
+    """Delete the app's ledger (not Celery's queues: FLUSHDB would drop kombu's bindings)."""
+    client = app.extensions["redis"]
+    for key in client.scan_iter(f"{ledger.PREFIX}*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app served over real HTTP on a free port, in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join(timeout=10)
 
 
 def wait_for_state(client: FlaskClient, url: str, states: set[str], timeout: float = 30) -> dict:

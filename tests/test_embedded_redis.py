@@ -24,7 +24,8 @@ def test_a_redis_server_binary_is_found():
 
 def test_make_redis_runs_a_private_redis_in_the_foreground(tmp_path):
     port = free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "REDIS_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    env["REDIS_DATA_DIR"] = str(tmp_path)
     server = subprocess.Popen(
         ["make", "--no-print-directory", "redis"], cwd=ROOT, env=env, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask import Response, current_app, stream_with_context, url_for
+from flask import Response, current_app, request, stream_with_context, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from .. import ledger, task_state
 from ..extensions import redis_client
-from ..submission import IdempotencyConflict, current_owner, submit_job
+from ..submission import current_owner, submit_job
 from ..task_events import task_event_stream
 from .schemas import IdempotencyHeadersSchema, SlowJobSchema, TaskQueryArgsSchema, TaskSchema
 
@@ -20,6 +20,13 @@ blp = Blueprint(
 )
 
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
+
+
+@blp.before_request
+def require_json_bodies() -> None:
+    """Refuse a body that is not JSON with 415, rather than reading it as missing fields."""
+    if request.content_length and not request.is_json and request.mimetype != "multipart/form-data":
+        abort(415, message="Send the request body as JSON (Content-Type: application/json).")
 
 
 def task_or_404(task_id: UUID | str) -> dict[str, Any]:
@@ -48,12 +55,13 @@ def accept(
     kind: str, inputs: dict[str, Any], headers: dict[str, Any], retry_of: str | None = None
 ) -> Any:
     """Submit a job and answer 202 with its task (200 when an Idempotency-Key replays it)."""
-    try:
-        submission = submit_job(
-            kind, inputs, idempotency_key=headers.get("idempotency_key"), retry_of=retry_of
-        )
-    except IdempotencyConflict as conflict:
-        abort(409, message=str(conflict))
+    submission = submit_job(
+        kind,
+        inputs,
+        idempotency_key=headers.get("idempotency_key"),
+        retry_of=retry_of,
+        client_address=request.remote_addr,
+    )
     task = with_links(submission.task)
     status = 202 if submission.created else 200
     return task, status, {"Location": task["links"]["self"]}
@@ -66,6 +74,7 @@ class SlowJobs(MethodView):
     @blp.response(202, TaskSchema)
     @blp.alt_response(200, schema=TaskSchema, description="An Idempotency-Key replay")
     @blp.alt_response(409, description="Idempotency-Key reused with another body")
+    @blp.alt_response(429, description="Too many submissions this minute")
     @blp.alt_response(503, description="Redis is unreachable; nothing was queued")
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue the seed job: count seconds with progress, then greet a name"""
