@@ -5,17 +5,33 @@ from __future__ import annotations
 import flask_smorest
 import redis
 from flask import Flask, current_app
+from flask_smorest.pagination import PaginationMetadataSchema
 from werkzeug.exceptions import HTTPException
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api whose errors always carry a human-readable ``message``."""
+    """flask-smorest's Api, with a message and the protocol headers on every error."""
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict, int, dict]:
         """The JSON error body: ``code``, ``status``, ``message`` and, if any, ``errors``."""
         payload, code, headers = super().handle_http_exception(error)
         payload.setdefault("message", error.description)
-        return payload, code, headers
+        # Werkzeug's own headers, such as a 405's Allow, minus its HTML content type.
+        protocol_headers = {
+            name: value for name, value in error.get_headers() if name != "Content-Type"
+        }
+        return payload, code, {**protocol_headers, **(headers or {})}
+
+    def _register_pagination_header(self) -> None:
+        # X-Pagination carries JSON; OpenAPI says so with `content`, not a bare `schema`.
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata",
+                "content": {"application/json": {"schema": PaginationMetadataSchema}},
+            },
+            lazy=True,
+        )
 
 
 api = Api()

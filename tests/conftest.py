@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -102,7 +103,10 @@ def celery_worker(worker_app: Flask) -> Iterator[Any]:
 @pytest.fixture
 def app(worker_app: Flask, celery_worker: Any) -> Flask:
     """The app, with a worker serving it."""
-    worker_app.extensions["celery"].set_default()
+    celery_app = worker_app.extensions["celery"]
+    # Every Celery() becomes the current app; task proxies must reach this one.
+    celery_app.set_default()
+    celery_app.set_current()
     return worker_app
 
 
@@ -149,6 +153,7 @@ def forget_ledger(app: Flask) -> None:
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over real HTTP on a free port, in a thread; yields its base URL."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -133,7 +133,8 @@ def test_retry_of_a_failed_task_succeeds_when_the_cause_is_gone(app, client):
     retried = client.post(f"/api/tasks/{task_id}/retry").get_json()
     assert retried["kind"] == "explode"
     assert retried["links"]["retry_of"] == f"/api/tasks/{task_id}"
-    assert wait_for_state(client, retried["links"]["self"], {"FAILURE"})["error"]["message"] == "boom"
+    failed_again = wait_for_state(client, retried["links"]["self"], {"FAILURE"})
+    assert failed_again["error"]["message"] == "boom"
 
 
 def test_retry_of_a_task_that_did_not_fail_is_409(client):

@@ -20,6 +20,16 @@ blp = Blueprint(
 )
 
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
+# One Server-Sent Event, as schemathesis and OpenAPI 3.2 describe a stream item.
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string", "description": "A task record (TaskSchema) as JSON"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 @blp.before_request
@@ -153,7 +163,7 @@ class TaskRetry(MethodView):
         "200": {
             "description": "Server-Sent Events: the task record now, then at every change, "
             "until it finishes",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         }
     }
 )

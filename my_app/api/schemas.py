@@ -18,7 +18,9 @@ class SlowJobSchema(Schema):
     """The seed job: count ``seconds`` seconds, then greet ``name``."""
 
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    seconds = fields.Integer(load_default=10, validate=validate.Range(0, MAX_SECONDS))
+    seconds = fields.Integer(
+        load_default=10, strict=True, validate=validate.Range(0, MAX_SECONDS)
+    )
 
 
 class RunTaskQueryArgsSchema(Schema):

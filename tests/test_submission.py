@@ -1,0 +1,95 @@
+"""Submitting: idempotency keys, the rate limit, and a producer that leaks nothing."""
+
+from __future__ import annotations
+
+import gc
+import json
+
+import psutil
+import pytest
+
+from my_app import create_app
+from my_app.task_state import result_key
+
+
+def queue_length(app, queue="default"):
+    return app.extensions["redis"].llen(queue)
+
+
+def test_the_same_idempotency_key_returns_the_same_task_and_enqueues_once(idle_app):
+    client = idle_app.test_client()
+    headers = {"Idempotency-Key": "order-1234"}
+    body = {"name": "Ada", "seconds": 3}
+    first = client.post("/api/tasks/slow", json=body, headers=headers)
+    again = client.post("/api/tasks/slow", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert queue_length(idle_app) == 1
+    assert client.post("/api/tasks/slow", json=body).status_code == 202  # no key: a new job
+    assert queue_length(idle_app) == 2
+
+
+def test_the_same_key_with_another_body_is_a_409(idle_app):
+    client = idle_app.test_client()
+    headers = {"Idempotency-Key": "order-1235"}
+    client.post("/api/tasks/slow", json={"name": "Ada"}, headers=headers)
+    response = client.post("/api/tasks/slow", json={"name": "Grace"}, headers=headers)
+    assert response.status_code == 409
+    assert "already used with a different request" in response.get_json()["message"]
+    assert queue_length(idle_app) == 1
+
+
+def test_an_idempotent_submission_runs_once(client, app):
+    headers = {"Idempotency-Key": "run-once"}
+    body = {"name": "Ada", "seconds": 0}
+    ids = {client.post("/api/tasks/slow", json=body, headers=headers).get_json()["id"]
+           for _ in range(3)}  # fmt: skip
+    assert len(ids) == 1
+
+
+def test_submissions_past_the_rate_limit_get_429(redis_url):
+    app = create_app("testing", REDIS_URL=f"{redis_url}/2", SUBMIT_RATE_LIMIT=3)
+    client = app.test_client()
+    try:
+        codes = [client.post("/run-task/Ada").status_code for _ in range(4)]
+        assert codes == [202, 202, 202, 429]
+        response = client.post("/api/tasks/slow", json={"name": "Ada"})
+        assert response.status_code == 429
+        assert "at most 3 a minute" in response.get_json()["message"]
+        assert 0 < int(response.headers["Retry-After"]) <= 61
+        assert queue_length(app) == 3
+    finally:
+        app.extensions["celery"].control.purge()
+        app.extensions["redis"].delete(*app.extensions["redis"].keys("jobs:*"))
+
+
+@pytest.mark.timeout(300)
+def test_ten_thousand_submissions_leave_no_subscription_and_no_memory_behind(idle_app):
+    client = idle_app.test_client()
+    redis = idle_app.extensions["redis"]
+
+    def submit(count):
+        return [client.post("/run-task/Ada").get_json()["task_id"] for _ in range(count)]
+
+    def resident_after_collection():
+        gc.collect()
+        return psutil.Process().memory_info().rss
+
+    submit(2000)  # warm up: pools, caches, allocator arenas
+    before = resident_after_collection()
+    task_ids = submit(10_000)
+    grown = resident_after_collection() - before
+
+    channels = [result_key(task_id) for task_id in task_ids[-500:]]
+    assert all(count == 0 for _, count in redis.pubsub_numsub(*channels))
+    assert redis.pubsub_channels("celery-task-meta-*") == []
+    # The only subscribers may be workers (database 0: their broadcast PSUBSCRIBE).
+    subscribed = [
+        client for client in redis.client_list()
+        if client["db"] == "1" and (int(client["sub"]) or int(client["psub"]))
+    ]  # fmt: skip
+    assert subscribed == [], json.dumps(subscribed)
+    # Celery's own producer subscription costs ~150 bytes a task: 10,000 would be ~1.5 MiB.
+    assert grown < 1 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
+    assert queue_length(idle_app) == 12_000

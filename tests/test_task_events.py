@@ -1,0 +1,70 @@
+"""The live event stream, read by a real HTTP client from a live server."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+
+def read_events(response: requests.Response) -> list[dict]:
+    """Every task record the stream sent, until the server closed it."""
+    events = []
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith("data: "):
+            events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def test_events_arrive_in_order_and_the_stream_closes_after_success(live_server):
+    task = requests.post(
+        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 3}, timeout=5
+    ).json()
+    with requests.get(
+        live_server + task["links"]["events"], stream=True, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.headers["Cache-Control"] == "no-cache"
+        events = read_events(response)
+    states = [event["state"] for event in events]
+    assert states[-1] == "SUCCESS"
+    assert events[-1]["result"] == "Task completed for Ada!"
+    assert "PROGRESS" in states
+    steps = [event["progress"]["current"] for event in events if event["state"] == "PROGRESS"]
+    assert steps == sorted(steps) and steps[-1] == 3
+    assert set(states) <= {"QUEUED", "STARTED", "PROGRESS", "SUCCESS"}
+    assert all(event["links"]["self"] == task["links"]["self"] for event in events)
+
+
+def test_a_reconnecting_client_gets_the_current_state_at_once(live_server):
+    task = requests.post(
+        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 0}, timeout=5
+    ).json()
+    url = live_server + task["links"]["events"]
+    with requests.get(url, stream=True, timeout=30) as first:
+        read_events(first)
+    with requests.get(url, stream=True, timeout=30) as again:
+        events = read_events(again)
+    assert [event["state"] for event in events] == ["SUCCESS"]
+
+
+def test_events_of_an_unknown_task_are_a_json_404(live_server):
+    response = requests.get(
+        f"{live_server}/api/tasks/00000000-0000-4000-8000-000000000000/events", timeout=5
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == 404
+
+
+def test_an_idle_stream_sends_heartbeats(app, live_server):
+    app.config["EVENTS_HEARTBEAT_SECONDS"] = 0.2
+    try:
+        task = requests.post(
+            f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 2}, timeout=5
+        ).json()
+        with requests.get(live_server + task["links"]["events"], stream=True, timeout=30) as r:
+            lines = list(r.iter_lines(decode_unicode=True))
+    finally:
+        app.config["EVENTS_HEARTBEAT_SECONDS"] = 15.0
+    assert ": heartbeat" in lines
