@@ -54,9 +54,11 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the API and the seed routes."""
-    from .api.routes import blp as tasks_blueprint
+    from .api.jobs import blp as jobs_blueprint
+    from .api.tasks import blp as tasks_blueprint
     from .extensions import api
     from .run_task import blp as run_task_blueprint
 
+    api.register_blueprint(jobs_blueprint)
     api.register_blueprint(tasks_blueprint)
     api.register_blueprint(run_task_blueprint)

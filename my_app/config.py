@@ -11,7 +11,19 @@ DEFAULT_SECRET_KEY = "dev"
 
 #: Settings that plain environment variables (``REDIS_URL=...``) override, besides the
 #: ``FLASK_``-prefixed form that reaches every setting.
-PLAIN_ENV_SETTINGS = ("REDIS_URL", "SECRET_KEY", "RESULT_EXPIRES")
+PLAIN_ENV_SETTINGS = (
+    "REDIS_URL",
+    "SECRET_KEY",
+    "RESULT_EXPIRES",
+    "MAIL_SERVER",
+    "MAIL_PORT",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_USE_TLS",
+    "MAIL_USE_SSL",
+    "MAIL_DEFAULT_SENDER",
+    "MAIL_TIMEOUT",
+)
 
 
 class Config:
@@ -31,6 +43,35 @@ class Config:
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     # Submissions a client (by address) may make a minute; 0 means no limit.
     SUBMIT_RATE_LIMIT = 600
+
+    # Files jobs produce and images users upload live in Redis, so cap them.
+    ARTIFACT_MAX_BYTES = 20 * 1024 * 1024
+    MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+    MAX_IMAGE_PIXELS = 40_000_000
+
+    # Seconds each kind of job may run: at "soft" it is stopped and fails with "time limit
+    # exceeded"; at "hard" its process is killed. The slow job runs up to an hour.
+    TASK_TIME_LIMITS: dict[str, dict[str, float]] = {
+        "slow": {"soft": 3660, "hard": 3720},
+        "email": {"soft": 120, "hard": 150},
+        "report": {"soft": 300, "hard": 330},
+        "thumbnail": {"soft": 300, "hard": 330},
+    }
+
+    # SMTP: by default the local sink that `make up` runs (python -m my_app.mail_sink).
+    MAIL_SERVER: str | None = "127.0.0.1"
+    MAIL_PORT = 8025
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_DEFAULT_SENDER = "jobs@localhost"
+    MAIL_TIMEOUT = 30.0
+    # Transient failures retry after about MAIL_RETRY_BACKOFF·2^n seconds, n = 0, 1, ...
+    MAIL_MAX_RETRIES = 5
+    MAIL_RETRY_BACKOFF = 5.0
+    MAIL_RETRY_BACKOFF_MAX = 300.0
+    MAIL_SINK_DIR = "var/mail"
 
     API_TITLE = "Background jobs"
     API_VERSION = "v1"
@@ -70,6 +111,10 @@ class Config:
         "redis_socket_connect_timeout": 1.0,
         "redis_socket_timeout": 5.0,
         "worker_hijack_root_logger": False,
+        "task_routes": {
+            "my_app.tasks.report_task": {"queue": "heavy"},
+            "my_app.tasks.thumbnail_task": {"queue": "heavy"},
+        },
     }
 
 
@@ -85,12 +130,15 @@ class TestingConfig(Config):
     TESTING = True
     RESULT_EXPIRES = 600
     SUBMIT_RATE_LIMIT = 0
+    MAIL_RETRY_BACKOFF = 0.5
+    MAIL_RETRY_BACKOFF_MAX = 1.0
 
 
 class ProductionConfig(Config):
-    """Production: a real SECRET_KEY is required."""
+    """Production: a real SECRET_KEY is required, and a real MAIL_SERVER for email."""
 
     SECRET_KEY = None
+    MAIL_SERVER = None
 
 
 CONFIGS: Mapping[str, type[Config]] = {

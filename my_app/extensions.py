@@ -38,26 +38,32 @@ api = Api()
 
 
 class RedisClient:
-    """One connection pool per app to the Redis at ``REDIS_URL``.
+    """The app's clients of the Redis at ``REDIS_URL``.
 
-    The ledger, idempotency keys and event streams use it; Celery keeps its own
-    connections to the same server.
+    ``client`` answers text (the ledger, idempotency keys, event streams); ``binary``
+    answers bytes (artifacts and uploads). Celery keeps its own connections.
     """
 
     def init_app(self, app: Flask) -> None:
-        """Create the app's pool; connecting waits for the first command."""
-        app.extensions["redis"] = redis.Redis.from_url(
-            app.config["REDIS_URL"],
-            socket_connect_timeout=app.config["REDIS_CONNECT_TIMEOUT"],
-            socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
-            health_check_interval=30,
-            decode_responses=True,
-        )
+        """Create the app's pools; connecting waits for the first command."""
+        for extension, decode_responses in (("redis", True), ("redis_binary", False)):
+            app.extensions[extension] = redis.Redis.from_url(
+                app.config["REDIS_URL"],
+                socket_connect_timeout=app.config["REDIS_CONNECT_TIMEOUT"],
+                socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
+                health_check_interval=30,
+                decode_responses=decode_responses,
+            )
 
     @property
     def client(self) -> redis.Redis:
-        """The current app's client."""
+        """The current app's text client."""
         return current_app.extensions["redis"]
+
+    @property
+    def binary(self) -> redis.Redis:
+        """The current app's bytes client."""
+        return current_app.extensions["redis_binary"]
 
 
 redis_client = RedisClient()

@@ -1,23 +1,27 @@
-"""The worker's side of a job: its start in the ledger, live progress, cooperative cancel."""
+"""The worker's side of a job: its start, live progress, artifacts, cancel and time limits."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from flask import current_app
 
-from . import ledger
+from . import artifacts, ledger
 from .extensions import redis_client
-from .jobs import ReportProgress
 
 
 class JobCancelled(Exception):
     """Raised at a step boundary when the task's cancellation was requested."""
+
+
+class JobTimeLimitExceeded(Exception):
+    """The job ran past its soft time limit and was stopped."""
 
 
 class JobRun:
@@ -27,6 +31,7 @@ class JobRun:
         self.task = task
         self.task_id: str = task.request.id
         self.last_progress: dict[str, Any] | None = None
+        self.saved_artifacts: list[str] = []
 
     def start(self) -> None:
         """Record the start; a task cancelled while queued stops here."""
@@ -44,6 +49,23 @@ class JobRun:
         self.task.update_state(state="PROGRESS", meta=progress)
         self.last_progress = progress
 
+    def save_artifact(self, name: str, data: bytes) -> str:
+        """Store a file the job produced; returns the URL it is served at."""
+        artifacts.save_artifact(
+            redis_client.binary,
+            self.task_id,
+            name,
+            data,
+            expires=current_app.config["RESULT_EXPIRES"],
+            max_bytes=current_app.config["ARTIFACT_MAX_BYTES"],
+        )
+        self.saved_artifacts.append(name)
+        return f"/api/tasks/{self.task_id}/artifacts/{name}"
+
+    def discard_artifacts(self) -> None:
+        """Drop what a failed run produced: no half-finished set of files is served."""
+        artifacts.delete_artifacts(redis_client.binary, self.task_id, self.saved_artifacts)
+
     def finish(self) -> None:
         """Keep the last progress beside the result, which replaces it in Celery."""
         if self.last_progress is not None:
@@ -57,28 +79,45 @@ class JobRun:
 
 
 @contextmanager
-def job_run(task: Task) -> Iterator[ReportProgress]:
-    """Run a job's body for ``task``; yields the progress reporter to hand to the job.
+def job_run(task: Task) -> Iterator[JobRun]:
+    """Run a job's body for ``task`` (inside a worker); yields its JobRun.
 
     Cancellation is cooperative: the job stops at its next progress report, so a pool
-    process is never killed while it may be running something else.
+    process is never killed while it may be running something else. A soft time limit
+    ends the task FAILURE with "time limit exceeded", its artifacts discarded.
     """
-    if task.request.id is None:  # called directly, not through a worker
-        yield lambda current, total, message=None: None
-        return
     run = JobRun(task)
     try:
         run.start()
-        yield run.report
+        yield run
     except JobCancelled:
+        run.discard_artifacts()
         run.revoke()
         raise Ignore() from None
+    except SoftTimeLimitExceeded:
+        run.discard_artifacts()
+        raise JobTimeLimitExceeded("time limit exceeded") from None
+    except (Retry, Ignore):
+        raise
+    except Exception:
+        run.discard_artifacts()
+        raise
     finally:
         run.finish()
 
 
-def retry_job(task: Task, error: Exception, countdown: float) -> NoReturn:
-    """Retry ``task`` in ``countdown`` seconds (state RETRY), noting when in the ledger."""
+def backoff_seconds(retries: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: about base·2^retries, capped, never in lockstep."""
+    return min(cap, base * 2**retries) * random.uniform(0.5, 1.0)
+
+
+def retry_job(task: Task, error: Exception, countdown: float, max_retries: int) -> NoReturn:
+    """Retry ``task`` in ``countdown`` seconds (state RETRY), noting when in the ledger.
+
+    Past ``max_retries`` the task fails with ``error``.
+    """
+    if task.request.retries >= max_retries:
+        raise error
     retry_at = datetime.now(UTC) + timedelta(seconds=countdown)
     ledger.record_retry(redis_client.client, task.request.id, retry_at.isoformat())
-    raise task.retry(exc=error, countdown=countdown)
+    raise task.retry(exc=error, countdown=countdown, max_retries=max_retries)

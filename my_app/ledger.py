@@ -16,6 +16,8 @@ from typing import Any
 import redis
 
 PREFIX = "jobs:"
+#: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
+ARTIFACT_FIELD_PREFIX = "artifact:"
 
 
 def task_key(task_id: str) -> str:
@@ -66,7 +68,7 @@ def record_submission(
     pipe.zremrangebyscore(owner_key(owner), "-inf", now - expires)
     pipe.expire(owner_key(owner), expires)
     pipe.execute()
-    return {**entry, "inputs": inputs, "progress": None, "cancel_requested": False}
+    return {**entry, "inputs": inputs, "progress": None, "cancel_requested": False, "artifacts": []}
 
 
 def read_entry(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
@@ -84,6 +86,11 @@ def decode_entry(raw: dict[str, str]) -> dict[str, Any] | None:
     entry["inputs"] = json.loads(raw["inputs"])
     entry["progress"] = json.loads(raw["progress"]) if "progress" in raw else None
     entry["cancel_requested"] = "cancel_requested" in raw
+    entry["artifacts"] = sorted(
+        field.removeprefix(ARTIFACT_FIELD_PREFIX)
+        for field in raw
+        if field.startswith(ARTIFACT_FIELD_PREFIX)
+    )
     return entry
 
 
@@ -100,6 +107,17 @@ def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:
     """Record that a worker started the task; True (and no start) if it was cancelled."""
     script = client.register_script(MARK_STARTED)
     return bool(script(keys=[task_key(task_id)], args=[utc_now(), expires]))
+
+
+def record_outcome(client: redis.Redis, task_id: str, outcome: dict[str, Any]) -> None:
+    """Remember that a side effect happened (an email was accepted), with its result."""
+    client.hset(task_key(task_id), "outcome", json.dumps(outcome))
+
+
+def recorded_outcome(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
+    """The result of a side effect that already happened, so it is not repeated."""
+    outcome = client.hget(task_key(task_id), "outcome")
+    return json.loads(outcome) if outcome else None
 
 
 def record_retry(client: redis.Redis, task_id: str, retry_at: str) -> None:

@@ -8,8 +8,8 @@ from uuid import UUID
 from flask import request, url_for
 from flask_smorest import Blueprint, abort
 
-from .api.routes import task_or_404
 from .api.schemas import RunTaskAcceptedSchema, RunTaskQueryArgsSchema, TaskStatusSchema
+from .api.tasks import task_or_404
 from .submission import submit_job
 
 blp = Blueprint("run_task", __name__, description="The quick start: one job, one status URL.")

@@ -79,7 +79,13 @@ def submit_job(
     try:
         # The app's own Celery, not the process-wide default: tests build several apps.
         task = current_app.extensions["celery"].tasks[TASKS_BY_KIND[kind].name]
-        task.apply_async(kwargs=inputs, task_id=task_id)
+        limits = config["TASK_TIME_LIMITS"].get(kind, {})
+        task.apply_async(
+            kwargs=inputs,
+            task_id=task_id,
+            soft_time_limit=limits.get("soft"),
+            time_limit=limits.get("hard"),
+        )
     except Exception:
         if claim:
             client.delete(claim)

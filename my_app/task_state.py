@@ -58,11 +58,13 @@ def describe(entry: dict[str, Any], meta: dict[str, Any] | None) -> dict[str, An
     return {
         "id": entry["id"],
         "kind": entry["kind"],
+        "owner": entry["owner"],
         "state": state,
         "progress": with_percent(progress, state),
         "result": result,
         "error": error,
         "inputs": entry["inputs"],
+        "artifacts": entry["artifacts"],
         "retry_of": entry.get("retry_of"),
         "submitted_at": entry["submitted_at"],
         "started_at": entry.get("started_at"),

@@ -1,19 +1,96 @@
-"""Celery tasks: thin wrappers that run a job from ``my_app.jobs`` inside a worker."""
+"""Celery tasks: thin wrappers that run a job from ``my_app.jobs`` inside a worker.
+
+Jobs that are safe to repeat acknowledge late and are requeued if their worker process
+dies; email is too, and its sent-once guard keeps a redelivery from sending twice.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task, shared_task
+from flask import current_app
 
-from .job_run import job_run
+from . import artifacts, ledger
+from .extensions import redis_client
+from .job_run import backoff_seconds, job_run, retry_job
+from .jobs.email import SmtpSettings, TransientEmailError, build_message, send_email
+from .jobs.report import render_report
 from .jobs.slow import count_slowly
+from .jobs.thumbnail import make_thumbnails
+
+REDELIVERED_IF_LOST = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(bind=True)
+@shared_task(bind=True, **REDELIVERED_IF_LOST)
 def slow_task(self: Task, name: str, seconds: int = 10) -> str:
     """Count ``seconds`` seconds with progress, then greet ``name``."""
-    with job_run(self) as report_progress:
-        return count_slowly(name, seconds, report_progress)
+    with job_run(self) as run:
+        return count_slowly(name, seconds, run.report)
+
+
+@shared_task(bind=True, **REDELIVERED_IF_LOST)
+def email_task(
+    self: Task, to: list[str], subject: str, text: str, html: str | None = None
+) -> dict[str, Any]:
+    """Send one email; transient failures retry with backoff, and it is never sent twice."""
+    config = current_app.config
+    with job_run(self) as run:
+        already_sent = ledger.recorded_outcome(redis_client.client, self.request.id)
+        if already_sent is not None:
+            return already_sent
+        settings = SmtpSettings.from_config(config)
+        message = build_message(settings.default_sender, to, subject, text, html)
+        run.report(0, 1, "sending")
+        try:
+            outcome = send_email(settings, message)
+        except TransientEmailError as error:
+            countdown = backoff_seconds(
+                self.request.retries,
+                base=config["MAIL_RETRY_BACKOFF"],
+                cap=config["MAIL_RETRY_BACKOFF_MAX"],
+            )
+            retry_job(self, error, countdown, max_retries=config["MAIL_MAX_RETRIES"])
+        ledger.record_outcome(redis_client.client, self.request.id, outcome)
+        run.report(1, 1, "sent")
+        return outcome
+
+
+@shared_task(bind=True, **REDELIVERED_IF_LOST)
+def report_task(
+    self: Task, title: str, sections: list[dict[str, str]], table: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Render a PDF report and keep it as the artifact ``report.pdf``."""
+    with job_run(self) as run:
+        pdf, pages = render_report(title, sections, table, run.report)
+        url = run.save_artifact("report.pdf", pdf)
+        return {"url": url, "pages": pages, "size_bytes": len(pdf)}
+
+
+@shared_task(bind=True, **REDELIVERED_IF_LOST)
+def thumbnail_task(
+    self: Task, upload_id: str, sizes: list[int], format: str
+) -> list[dict[str, Any]]:
+    """Make one thumbnail artifact per size from an uploaded image."""
+    with job_run(self) as run:
+        image = artifacts.load_upload(redis_client.binary, upload_id)
+        if image is None:
+            raise LookupError("The uploaded image has expired; upload it again.")
+        made = []
+        for done, thumbnail in enumerate(make_thumbnails(image, sizes, format), start=1):
+            url = run.save_artifact(thumbnail.filename, thumbnail.data)
+            made.append(
+                {"size": thumbnail.size, "width": thumbnail.width, "height": thumbnail.height,
+                 "url": url}
+            )  # fmt: skip
+            run.report(done, len(sizes), f"{thumbnail.size} px")
+        return made
 
 
 #: The task behind each kind of job the API accepts.
-TASKS_BY_KIND: dict[str, Task] = {"slow": slow_task}
+TASKS_BY_KIND: dict[str, Task] = {
+    "slow": slow_task,
+    "email": email_task,
+    "report": report_task,
+    "thumbnail": thumbnail_task,
+}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from celery import Task, shared_task
 from celery.contrib.testing.worker import start_worker
 from flask import Flask, current_app
@@ -42,7 +43,7 @@ def explode(message: str) -> None:
 def flaky(self: Task, failures: int) -> int:
     """Fail ``failures`` times, retrying a second later each time, then succeed."""
     if self.request.retries < failures:
-        retry_job(self, ConnectionError("the server is not up yet"), countdown=1)
+        retry_job(self, ConnectionError("the server is not up yet"), countdown=1, max_retries=3)
     return self.request.retries
 
 
@@ -93,6 +94,7 @@ def celery_worker(worker_app: Flask) -> Iterator[Any]:
         celery_app,
         pool="threads",
         concurrency=4,
+        queues=["default", "heavy"],
         perform_ping_check=False,
         loglevel="WARNING",
         shutdown_timeout=30,
@@ -141,6 +143,36 @@ def worker_process(redis_url: str, *options: str) -> Iterator[subprocess.Popen]:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+class RecordingSmtpHandler:
+    """An aiosmtpd handler that keeps what it receives, or refuses it as told."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+        self.data_attempts = 0
+        self.data_reply: str | None = None  # e.g. "554 5.7.1 rejected" to refuse
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_attempts += 1
+        if self.data_reply:
+            return self.data_reply
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(app: Flask) -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) on a free port, which the app's worker sends to."""
+    handler = RecordingSmtpHandler()
+    handler.port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    previous = {name: app.config[name] for name in ("MAIL_SERVER", "MAIL_PORT")}
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=handler.port)
+    yield handler
+    app.config.update(previous)
+    controller.stop()
 
 
 def forget_ledger(app: Flask) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
 
+from flask_smorest.fields import Upload
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from webargs.fields import DelimitedList
+
+from ..jobs.report import unsupported_characters
 from ..task_state import STATES
 
 MAX_SECONDS = 3600
@@ -106,3 +111,107 @@ class IdempotencyHeadersSchema(Schema):
         validate=validate.Length(1, 255),
         metadata={"description": "Send the same key again to get the same task back (24 h)."},
     )
+
+
+class EmailJobSchema(Schema):
+    """An email to send over SMTP."""
+
+    to = fields.List(fields.Email(), required=True, validate=validate.Length(1, 50))
+    subject = fields.String(
+        required=True,
+        validate=[
+            validate.Length(1, 998),
+            validate.Regexp(r"^[^\r\n]*$", error="The subject must be a single line."),
+        ],
+    )
+    text = fields.String(required=True, validate=validate.Length(max=1_000_000))
+    html = fields.String(validate=validate.Length(max=1_000_000))
+
+
+class TableCell(fields.Field):
+    """A table cell: a string or a number, rendered as text."""
+
+    def _deserialize(self, value: object, attr: object, data: object, **kwargs: object) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValidationError("A cell is a string or a number.")
+        return str(value)
+
+
+class ReportSectionSchema(Schema):
+    """One section of a report."""
+
+    heading = fields.String(required=True, validate=validate.Length(1, 200))
+    text = fields.String(required=True, validate=validate.Length(max=100_000))
+
+
+class ReportTableSchema(Schema):
+    """A table at the end of a report."""
+
+    columns = fields.List(fields.String(), required=True, validate=validate.Length(1, 20))
+    rows = fields.List(
+        fields.List(TableCell()), required=True, validate=validate.Length(max=2000)
+    )
+
+    @validates_schema
+    def rows_match_columns(self, table: dict[str, Any], **kwargs: object) -> None:
+        """Every row has one cell per column."""
+        width = len(table["columns"])
+        errors = {
+            index: [f"Expected {width} cells, got {len(row)}."]
+            for index, row in enumerate(table["rows"])
+            if len(row) != width
+        }
+        if errors:
+            raise ValidationError({"rows": errors})
+
+
+class ReportJobSchema(Schema):
+    """A PDF report to render."""
+
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    sections = fields.List(
+        fields.Nested(ReportSectionSchema), required=True, validate=validate.Length(1, 200)
+    )
+    table = fields.Nested(ReportTableSchema)
+
+    @validates_schema
+    def text_is_drawable(self, report: dict[str, Any], **kwargs: object) -> None:
+        """Refuse characters the report's font has no glyph for, naming where they are."""
+        errors: dict[str, Any] = {}
+
+        def check(text: str, *path: str | int) -> None:
+            missing = unsupported_characters(text)
+            if missing:
+                node = errors
+                for key in path[:-1]:
+                    node = node.setdefault(key, {})
+                node[path[-1]] = [f"The report font cannot draw these characters: {missing}"]
+
+        check(report["title"], "title")
+        for index, section in enumerate(report["sections"]):
+            check(section["heading"], "sections", index, "heading")
+            check(section["text"], "sections", index, "text")
+        if report.get("table"):
+            cells = " ".join(report["table"]["columns"])
+            cells += " ".join(cell for row in report["table"]["rows"] for cell in row)
+            check(cells, "table")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ThumbnailFormSchema(Schema):
+    """The form fields of a thumbnail upload."""
+
+    sizes = DelimitedList(
+        fields.Integer(validate=validate.Range(16, 2048)),
+        load_default=lambda: [128],
+        validate=validate.Length(1, 10),
+        metadata={"description": "Comma-separated edge lengths in pixels, e.g. 64,128,256"},
+    )
+    format = fields.String(load_default="png", validate=validate.OneOf(["png", "webp", "jpeg"]))
+
+
+class ThumbnailFileSchema(Schema):
+    """The uploaded image."""
+
+    file = Upload(required=True, metadata={"description": "A JPEG, PNG, WebP or GIF image"})

@@ -1,4 +1,4 @@
-"""The task resources: submit each kind of job, read, list, cancel, retry, follow live."""
+"""The task resources: read, list, cancel, retry, follow live, download artifacts."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from flask import Response, current_app, request, stream_with_context, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from .. import ledger, task_state
+from .. import artifacts, ledger, task_state
 from ..extensions import redis_client
 from ..submission import current_owner, submit_job
 from ..task_events import task_event_stream
-from .schemas import IdempotencyHeadersSchema, SlowJobSchema, TaskQueryArgsSchema, TaskSchema
+from .schemas import IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
 
 blp = Blueprint(
     "tasks", __name__, url_prefix="/api/tasks", description="Submit jobs and follow them."
 )
 
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
+BINARY_SCHEMA = {"type": "string", "format": "binary"}
 # One Server-Sent Event, as schemathesis and OpenAPI 3.2 describe a stream item.
 SSE_EVENT_SCHEMA = {
     "type": "object",
@@ -32,17 +33,10 @@ SSE_EVENT_SCHEMA = {
 }
 
 
-@blp.before_request
-def require_json_bodies() -> None:
-    """Refuse a body that is not JSON with 415, rather than reading it as missing fields."""
-    if request.content_length and not request.is_json and request.mimetype != "multipart/form-data":
-        abort(415, message="Send the request body as JSON (Content-Type: application/json).")
-
-
 def task_or_404(task_id: UUID | str) -> dict[str, Any]:
     """The task with this id, or a 404 error."""
     task = task_state.load_task(redis_client.client, str(task_id))
-    if task is None:
+    if task is None or task["owner"] != current_owner():
         abort(404, message=f"No task {task_id}: it never existed or has expired.")
     return task
 
@@ -58,6 +52,11 @@ def with_links(task: dict[str, Any]) -> dict[str, Any]:
     }
     if task["retry_of"]:
         links["retry_of"] = url_for("tasks.TaskItem", task_id=task["retry_of"])
+    if task["artifacts"]:
+        links["artifacts"] = {
+            name: url_for("tasks.task_artifact", task_id=task["id"], name=name)
+            for name in task["artifacts"]
+        }
     return {**task, "links": links}
 
 
@@ -75,20 +74,6 @@ def accept(
     task = with_links(submission.task)
     status = 202 if submission.created else 200
     return task, status, {"Location": task["links"]["self"]}
-
-
-@blp.route("/slow")
-class SlowJobs(MethodView):
-    @blp.arguments(SlowJobSchema)
-    @blp.arguments(IdempotencyHeadersSchema, location="headers")
-    @blp.response(202, TaskSchema)
-    @blp.alt_response(200, schema=TaskSchema, description="An Idempotency-Key replay")
-    @blp.alt_response(409, description="Idempotency-Key reused with another body")
-    @blp.alt_response(429, description="Too many submissions this minute")
-    @blp.alt_response(503, description="Redis is unreachable; nothing was queued")
-    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
-        """Queue the seed job: count seconds with progress, then greet a name"""
-        return accept("slow", job, headers)
 
 
 @blp.route("")
@@ -181,4 +166,28 @@ def task_events(task_id: UUID) -> Response:
         stream_with_context(stream),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@blp.route("/<uuid:task_id>/artifacts/<name>")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The file a job produced (a PDF, a thumbnail, ...)",
+            "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
+        }
+    }
+)
+@blp.alt_response(404, description="No such task or artifact")
+def task_artifact(task_id: UUID, name: str) -> Response:
+    """Download a file a job produced; ?download=1 asks the browser to save it"""
+    task = task_or_404(task_id)
+    data = artifacts.load_artifact(redis_client.binary, task["id"], name)
+    if name not in task["artifacts"] or data is None:
+        abort(404, message=f"Task {task_id} has no artifact {name!r}.")
+    disposition = "attachment" if request.args.get("download") else "inline"
+    return Response(
+        data,
+        mimetype=artifacts.content_type(name),
+        headers={"Content-Disposition": f'{disposition}; filename="{name}"'},
     )

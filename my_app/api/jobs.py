@@ -1,0 +1,120 @@
+"""Submitting jobs: one resource per kind, each answering 202 with the queued task."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from werkzeug.datastructures import FileStorage
+
+from .. import artifacts
+from ..extensions import redis_client
+from ..jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
+from .schemas import (
+    EmailJobSchema,
+    IdempotencyHeadersSchema,
+    ReportJobSchema,
+    SlowJobSchema,
+    TaskSchema,
+    ThumbnailFileSchema,
+    ThumbnailFormSchema,
+)
+from .tasks import accept
+
+blp = Blueprint("jobs", __name__, url_prefix="/api/tasks", description="Submit jobs.")
+
+
+@blp.before_request
+def require_json_bodies() -> None:
+    """Refuse a body of the wrong type with 415, rather than reading it as missing fields."""
+    expected = "multipart/form-data" if request.endpoint == "jobs.ThumbnailJobs" else None
+    if request.content_length and request.mimetype != expected and not request.is_json:
+        abort(415, message="Send the request body as JSON (Content-Type: application/json).")
+
+
+def submission_doc(view: Any) -> Any:
+    """The responses every submission shares, besides its 202."""
+    for code, description in (
+        (200, "An Idempotency-Key replay: the task first created"),
+        (409, "Idempotency-Key reused with another body"),
+        (415, "The body is not of the expected type"),
+        (429, "Too many submissions this minute"),
+        (503, "Redis is unreachable; nothing was queued"),
+    ):
+        schema = TaskSchema if code == 200 else None
+        view = blp.alt_response(code, schema=schema, description=description)(view)
+    return view
+
+
+@blp.route("/slow")
+class SlowJobs(MethodView):
+    @blp.arguments(SlowJobSchema)
+    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.response(202, TaskSchema)
+    @submission_doc
+    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue the seed job: count seconds with progress, then greet a name"""
+        return accept("slow", job, headers)
+
+
+@blp.route("/email")
+class EmailJobs(MethodView):
+    @blp.arguments(EmailJobSchema)
+    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.response(202, TaskSchema)
+    @submission_doc
+    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue an email; transient SMTP failures are retried with backoff"""
+        return accept("email", job, headers)
+
+
+@blp.route("/report")
+class ReportJobs(MethodView):
+    @blp.arguments(ReportJobSchema)
+    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.response(202, TaskSchema)
+    @submission_doc
+    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue a PDF report; the PDF becomes the artifact report.pdf"""
+        return accept("report", job, headers)
+
+
+@blp.route("/thumbnail")
+class ThumbnailJobs(MethodView):
+    @blp.arguments(ThumbnailFormSchema, location="form")
+    @blp.arguments(ThumbnailFileSchema, location="files")
+    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.response(202, TaskSchema)
+    @blp.alt_response(413, description="The image is larger than MAX_UPLOAD_BYTES")
+    @submission_doc
+    def post(self, form: dict[str, Any], files: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
+        image = read_image(files["file"])
+        upload_id = artifacts.save_upload(
+            redis_client.binary,
+            image,
+            upload_id=hashlib.sha256(image).hexdigest(),
+            expires=current_app.config["RESULT_EXPIRES"],
+            max_bytes=current_app.config["MAX_UPLOAD_BYTES"],
+        )
+        sizes = sorted(set(form["sizes"]))
+        inputs = {"upload_id": upload_id, "sizes": sizes, "format": form["format"]}
+        return accept("thumbnail", inputs, headers)
+
+
+def read_image(upload: FileStorage) -> bytes:
+    """The uploaded image's bytes, checked before anything is stored or queued."""
+    max_bytes = current_app.config["MAX_UPLOAD_BYTES"]
+    data = upload.stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        abort(413, message=f"The image is larger than {max_bytes} bytes.")
+    try:
+        check_image(data, current_app.config["MAX_IMAGE_PIXELS"])
+    except UnsupportedImage as error:
+        abort(415, message=str(error))
+    except InvalidImage as error:
+        abort(422, message=str(error), errors={"files": {"file": [str(error)]}})
+    return data
