@@ -75,10 +75,13 @@ def describe(entry: dict[str, Any], meta: dict[str, Any] | None) -> dict[str, An
 
 def describe_exception(payload: dict[str, Any]) -> dict[str, str]:
     """Celery's serialised exception as ``{"type", "message"}``, never a traceback."""
+    error_type = payload.get("exc_type", "Error")
     message = payload.get("exc_message", "")
     if isinstance(message, (list, tuple)):
         message = " ".join(str(part) for part in message)
-    return {"type": payload.get("exc_type", "Error"), "message": str(message)}
+    if error_type == "TimeLimitExceeded":  # Celery's message is only the limit
+        message = f"hard time limit exceeded ({message} s): the job's process was killed"
+    return {"type": error_type, "message": str(message)}
 
 
 def with_percent(progress: dict[str, Any] | None, state: str) -> dict[str, Any] | None:

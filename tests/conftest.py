@@ -123,8 +123,15 @@ def idle_app(redis_url: str) -> Iterator[Flask]:
     """An app whose queue nobody consumes (database 1): its tasks stay QUEUED."""
     app = create_app("testing", REDIS_URL=f"{redis_url}/1")
     yield app
-    app.extensions["celery"].control.purge()
+    purge_queues(app)
     forget_ledger(app)
+
+
+def purge_queues(app: Flask) -> None:
+    """Drop every message waiting in the app's queues."""
+    with app.extensions["celery"].connection_for_write() as connection:
+        for queue in ("default", "heavy"):
+            connection.default_channel.queue_purge(queue)
 
 
 @contextmanager

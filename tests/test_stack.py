@@ -24,7 +24,7 @@ def answers(url: str) -> bool:
 
 
 def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):
-    port, redis_port = free_port(), free_port()
+    port, redis_port, mail_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -32,7 +32,10 @@ def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "REDIS_DATA_DIR": str(tmp_path / "redis"),
         "WORKER_CONCURRENCY": "1",
+        "MAIL_PORT": str(mail_port),
+        "MAIL_SINK_DIR": str(tmp_path / "mail"),
     }
+    env.pop("MAIL_SERVER", None)
     log = (tmp_path / "stack.log").open("w")
     # A session of its own, like a terminal's foreground job: Ctrl-C reaches its group.
     stack = subprocess.Popen(
@@ -50,9 +53,19 @@ def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):
             timeout=60,
         )
         assert done["result"] == "Task completed for Ada!"
+        email = requests.post(
+            f"{base}/api/tasks/email",
+            json={"to": ["ada@example.com"], "subject": "From the stack", "text": "Hi"},
+            timeout=5,
+        )
+        email_url = base + email.headers["Location"]
+        wait_until(lambda: requests.get(email_url, timeout=5).json()["state"] == "SUCCESS")
+        [saved] = (tmp_path / "mail").glob("*.eml")
+        assert "Subject: From the stack" in saved.read_text()
         processes = psutil.Process(stack.pid).children(recursive=True)
         commands = " ".join(" ".join(p.cmdline()) for p in processes)
-        assert "redis-server" in commands and "celery" in commands and "run.py" in commands
+        for part in ("redis-server", "celery", "run.py", "my_app.mail_sink"):
+            assert part in commands
 
         os.killpg(stack.pid, signal.SIGINT)
         stack.wait(timeout=60)

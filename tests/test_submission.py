@@ -7,6 +7,7 @@ import json
 
 import psutil
 import pytest
+from conftest import forget_ledger, purge_queues
 
 from my_app import create_app
 from my_app.task_state import result_key
@@ -60,8 +61,8 @@ def test_submissions_past_the_rate_limit_get_429(redis_url):
         assert 0 < int(response.headers["Retry-After"]) <= 61
         assert queue_length(app) == 3
     finally:
-        app.extensions["celery"].control.purge()
-        app.extensions["redis"].delete(*app.extensions["redis"].keys("jobs:*"))
+        purge_queues(app)
+        forget_ledger(app)
 
 
 @pytest.mark.timeout(300)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import current_app, request
+from flask import Request, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from werkzeug.datastructures import FileStorage
+from marshmallow import Schema
+from webargs.flaskparser import FlaskParser
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
 from .. import artifacts
 from ..extensions import redis_client
@@ -19,12 +22,36 @@ from .schemas import (
     ReportJobSchema,
     SlowJobSchema,
     TaskSchema,
-    ThumbnailFileSchema,
-    ThumbnailFormSchema,
+    ThumbnailJobSchema,
 )
 from .tasks import accept
 
-blp = Blueprint("jobs", __name__, url_prefix="/api/tasks", description="Submit jobs.")
+
+class MultipartParser(FlaskParser):
+    """webargs' Flask parser plus a ``multipart`` location: form fields and files together."""
+
+    __location_map__ = dict(multipart="load_multipart", **FlaskParser.__location_map__)
+
+    def load_multipart(self, req: Request, schema: Schema) -> MultiDictProxy:
+        """Fields from the form and the uploaded files of a multipart/form-data body."""
+        return MultiDictProxy(CombinedMultiDict([req.form, req.files]), schema)
+
+
+class JobsBlueprint(Blueprint):
+    """A Blueprint whose views may take one multipart body of fields and files.
+
+    flask-smorest documents one request body per operation, so form fields and files
+    are read, and documented, as one schema.
+    """
+
+    ARGUMENTS_PARSER = MultipartParser()
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",
+    }
+
+
+blp = JobsBlueprint("jobs", __name__, url_prefix="/api/tasks", description="Submit jobs.")
 
 
 @blp.before_request
@@ -84,15 +111,14 @@ class ReportJobs(MethodView):
 
 @blp.route("/thumbnail")
 class ThumbnailJobs(MethodView):
-    @blp.arguments(ThumbnailFormSchema, location="form")
-    @blp.arguments(ThumbnailFileSchema, location="files")
+    @blp.arguments(ThumbnailJobSchema, location="multipart")
     @blp.arguments(IdempotencyHeadersSchema, location="headers")
     @blp.response(202, TaskSchema)
     @blp.alt_response(413, description="The image is larger than MAX_UPLOAD_BYTES")
     @submission_doc
-    def post(self, form: dict[str, Any], files: dict[str, Any], headers: dict[str, Any]) -> Any:
+    def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
-        image = read_image(files["file"])
+        image = read_image(form["file"])
         upload_id = artifacts.save_upload(
             redis_client.binary,
             image,
@@ -116,5 +142,5 @@ def read_image(upload: FileStorage) -> bytes:
     except UnsupportedImage as error:
         abort(415, message=str(error))
     except InvalidImage as error:
-        abort(422, message=str(error), errors={"files": {"file": [str(error)]}})
+        abort(422, message=str(error), errors={"multipart": {"file": [str(error)]}})
     return data

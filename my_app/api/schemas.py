@@ -149,7 +149,9 @@ class ReportTableSchema(Schema):
 
     columns = fields.List(fields.String(), required=True, validate=validate.Length(1, 20))
     rows = fields.List(
-        fields.List(TableCell()), required=True, validate=validate.Length(max=2000)
+        fields.List(TableCell(metadata={"oneOf": [{"type": "string"}, {"type": "number"}]})),
+        required=True,
+        validate=validate.Length(max=2000),
     )
 
     @validates_schema
@@ -199,9 +201,10 @@ class ReportJobSchema(Schema):
             raise ValidationError(errors)
 
 
-class ThumbnailFormSchema(Schema):
-    """The form fields of a thumbnail upload."""
+class ThumbnailJobSchema(Schema):
+    """An image to make thumbnails of, as multipart/form-data."""
 
+    file = Upload(required=True, metadata={"description": "A JPEG, PNG, WebP or GIF image"})
     sizes = DelimitedList(
         fields.Integer(validate=validate.Range(16, 2048)),
         load_default=lambda: [128],
@@ -209,9 +212,3 @@ class ThumbnailFormSchema(Schema):
         metadata={"description": "Comma-separated edge lengths in pixels, e.g. 64,128,256"},
     )
     format = fields.String(load_default="png", validate=validate.OneOf(["png", "webp", "jpeg"]))
-
-
-class ThumbnailFileSchema(Schema):
-    """The uploaded image."""
-
-    file = Upload(required=True, metadata={"description": "A JPEG, PNG, WebP or GIF image"})

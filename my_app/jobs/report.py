@@ -8,6 +8,7 @@ from typing import Any
 
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
+from fpdf.fonts import FontFace
 
 from . import ReportProgress
 
@@ -60,7 +61,7 @@ def render_report(
         report_progress(done, total, f"section {done} of {len(sections)}")
     if table:
         pdf.set_font(FONT_FAMILY, "", 10)
-        with pdf.table(headings_style=None) as pdf_table:
+        with pdf.table(headings_style=FontFace(emphasis="BOLD")) as pdf_table:
             for row in [table["columns"], *table["rows"]]:
                 cells = pdf_table.row()
                 for value in row:

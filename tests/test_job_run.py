@@ -1,0 +1,60 @@
+"""Time limits and redelivery, through a real prefork worker in its own process."""
+
+from __future__ import annotations
+
+import signal
+
+import psutil
+import pytest
+from conftest import forget_ledger, wait_for_state, worker_process
+
+from my_app import create_app
+
+
+@pytest.fixture(scope="module")
+def prefork_worker(redis_url):
+    """``celery worker --pool=prefork --concurrency=1`` on database 3."""
+    with worker_process(
+        f"{redis_url}/3", "--pool=prefork", "--concurrency=1", "--queues=default,heavy"
+    ) as worker:
+        yield worker
+
+
+def submitter(redis_url, **limits):
+    app = create_app("testing", REDIS_URL=f"{redis_url}/3", TASK_TIME_LIMITS={"slow": limits})
+    forget_ledger(app)
+    return app.test_client()
+
+
+def submit_slow(client, seconds):
+    return client.post("/api/tasks/slow", json={"name": "Ada", "seconds": seconds}).headers[
+        "Location"
+    ]
+
+
+def test_a_soft_time_limit_ends_the_job_failed_and_cleaned_up(redis_url, prefork_worker):
+    client = submitter(redis_url, soft=1.5, hard=30)
+    url = submit_slow(client, seconds=10)
+    task = wait_for_state(client, url, {"FAILURE"}, timeout=60)
+    assert task["error"] == {"type": "JobTimeLimitExceeded", "message": "time limit exceeded"}
+    assert task["progress"]["current"] < 3
+
+
+def test_a_hard_time_limit_kills_the_job_and_the_worker_keeps_serving(redis_url, prefork_worker):
+    client = submitter(redis_url, hard=1.5)
+    url = submit_slow(client, seconds=10)
+    task = wait_for_state(client, url, {"FAILURE"}, timeout=60)
+    assert task["error"]["type"] == "TimeLimitExceeded"
+    assert "hard time limit exceeded (1.5 s)" in task["error"]["message"]
+    after = wait_for_state(client, submit_slow(client, seconds=0), {"SUCCESS"}, timeout=60)
+    assert after["result"] == "Task completed for Ada!"
+
+
+def test_a_job_whose_process_dies_is_requeued_and_completes(redis_url, prefork_worker):
+    client = submitter(redis_url)
+    url = submit_slow(client, seconds=3)
+    wait_for_state(client, url, {"PROGRESS"}, timeout=60)
+    [pool_process] = psutil.Process(prefork_worker.pid).children()
+    pool_process.send_signal(signal.SIGKILL)
+    task = wait_for_state(client, url, {"SUCCESS"}, timeout=60)
+    assert task["result"] == "Task completed for Ada!"

@@ -1,0 +1,102 @@
+"""Thumbnails: uploads checked before anything is queued, one artifact per size."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import wait_for_state
+from PIL import Image
+
+from my_app.jobs.thumbnail import InvalidImage, UnsupportedImage, check_image, make_thumbnails
+
+
+def image_bytes(size=(640, 480), image_format="PNG", mode="RGB"):
+    buffer = io.BytesIO()
+    Image.new(mode, size, color="teal" if mode == "RGB" else 0).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def upload(client, data, filename="photo.png", sizes="64,128,256", image_format="png"):
+    return client.post(
+        "/api/tasks/thumbnail",
+        data={"file": (io.BytesIO(data), filename), "sizes": sizes, "format": image_format},
+        content_type="multipart/form-data",
+    )
+
+
+def test_check_image_accepts_the_four_formats():
+    for image_format in ("JPEG", "PNG", "WEBP", "GIF"):
+        assert check_image(image_bytes(image_format=image_format), 10**6)[0] == image_format
+
+
+def test_check_image_refuses_what_it_should():
+    with pytest.raises(UnsupportedImage):
+        check_image(b"just text", 10**6)
+    with pytest.raises(UnsupportedImage, match="BMP"):
+        check_image(image_bytes(image_format="BMP"), 10**6)
+    with pytest.raises(InvalidImage, match="corrupt"):
+        check_image(image_bytes()[:200], 10**6)
+    with pytest.raises(InvalidImage, match="pixels"):
+        check_image(image_bytes(size=(2000, 2000)), 10**6)
+
+
+def test_make_thumbnails_fits_each_size_and_keeps_the_aspect():
+    made = list(make_thumbnails(image_bytes(size=(640, 480)), [64, 256], "webp"))
+    assert [(t.size, t.width, t.height, t.filename) for t in made] == [
+        (64, 64, 48, "thumb-64.webp"),
+        (256, 256, 192, "thumb-256.webp"),
+    ]
+    assert Image.open(io.BytesIO(made[1].data)).format == "WEBP"
+
+
+def test_the_thumbnail_job_makes_one_artifact_per_size(client):
+    response = upload(client, image_bytes(size=(800, 400)))
+    assert response.status_code == 202
+    task = response.get_json()
+    assert set(task["inputs"]) == {"upload_id", "sizes", "format"}  # no image in the message
+    done = wait_for_state(client, response.headers["Location"], {"SUCCESS"})
+    assert [(t["size"], t["width"], t["height"]) for t in done["result"]] == [
+        (64, 64, 32),
+        (128, 128, 64),
+        (256, 256, 128),
+    ]
+    assert sorted(done["links"]["artifacts"]) == ["thumb-128.png", "thumb-256.png", "thumb-64.png"]
+    for thumbnail in done["result"]:
+        served = client.get(thumbnail["url"])
+        assert served.mimetype == "image/png"
+        assert Image.open(io.BytesIO(served.data)).size == (thumbnail["width"], thumbnail["height"])
+    assert done["progress"] == {"current": 3, "total": 3, "percent": 100, "message": "256 px"}
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "status", "words"),
+    [
+        (image_bytes()[:300], "broken.png", 422, "corrupt"),
+        (image_bytes(size=(9000, 9000), mode="1"), "bomb.png", 422, "pixels"),
+        (b"\x89PNG" + b"\0" * (10 * 1024 * 1024), "huge.png", 413, "larger than"),
+        (b"%PDF-1.4 not an image", "doc.pdf", 415, "not an image"),
+        (image_bytes(image_format="BMP"), "old.bmp", 415, "BMP"),
+    ],
+)
+def test_bad_uploads_get_their_4xx_and_enqueue_nothing(idle_app, data, filename, status, words):
+    client = idle_app.test_client()
+    response = upload(client, data, filename=filename)
+    assert response.status_code == status
+    assert words in response.get_json()["message"]
+    assert idle_app.extensions["redis"].llen("heavy") == 0
+    assert client.get("/api/tasks").get_json() == []
+
+
+def test_bad_sizes_and_formats_are_422(client):
+    assert upload(client, image_bytes(), sizes="8").status_code == 422
+    assert upload(client, image_bytes(), sizes="64,abc").status_code == 422
+    assert upload(client, image_bytes(), image_format="tiff").status_code == 422
+
+
+def test_a_missing_file_is_422(client):
+    response = client.post(
+        "/api/tasks/thumbnail", data={"sizes": "64"}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 422
+    assert "file" in response.get_json()["errors"]["multipart"]
