@@ -53,12 +53,14 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the API and the seed routes."""
+    """Mount the API, the seed routes and the browser UI."""
     from .api.jobs import blp as jobs_blueprint
     from .api.tasks import blp as tasks_blueprint
     from .extensions import api
     from .run_task import blp as run_task_blueprint
+    from .ui import bp as ui_blueprint
 
     api.register_blueprint(jobs_blueprint)
     api.register_blueprint(tasks_blueprint)
     api.register_blueprint(run_task_blueprint)
+    app.register_blueprint(ui_blueprint)

@@ -30,6 +30,11 @@ def owner_key(owner: str) -> str:
     return f"{PREFIX}owner:{owner}"
 
 
+def owner_channel(owner: str) -> str:
+    """The channel announcing each new task of an owner (its id)."""
+    return f"{PREFIX}owner:{owner}:submitted"
+
+
 def idempotency_key(owner: str, key: str) -> str:
     """The string remembering which task an Idempotency-Key created."""
     return f"{PREFIX}idempotency:{owner}:{key}"
@@ -67,6 +72,7 @@ def record_submission(
     pipe.zadd(owner_key(owner), {task_id: now})
     pipe.zremrangebyscore(owner_key(owner), "-inf", now - expires)
     pipe.expire(owner_key(owner), expires)
+    pipe.publish(owner_channel(owner), task_id)
     pipe.execute()
     return {**entry, "inputs": inputs, "progress": None, "cancel_requested": False, "artifacts": []}
 
@@ -140,9 +146,9 @@ def record_progress(client: redis.Redis, task_id: str, progress: dict[str, Any])
     client.hset(task_key(task_id), "progress", json.dumps(progress))
 
 
-def owner_task_ids(client: redis.Redis, owner: str) -> list[str]:
-    """An owner's task ids, newest first."""
-    return client.zrevrange(owner_key(owner), 0, -1)
+def owner_task_ids(client: redis.Redis, owner: str, limit: int | None = None) -> list[str]:
+    """An owner's task ids, newest first (the ``limit`` newest, if given)."""
+    return client.zrevrange(owner_key(owner), 0, -1 if limit is None else limit - 1)
 
 
 def forget_tasks(client: redis.Redis, owner: str, task_ids: Iterable[str]) -> None:

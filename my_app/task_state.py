@@ -29,17 +29,24 @@ def load_task(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
 
 def load_tasks(client: redis.Redis, task_ids: list[str]) -> list[dict[str, Any]]:
     """The known tasks among ``task_ids``, in order; one round trip for all of them."""
+    return [describe(entry, meta) for entry, meta in load_records(client, task_ids)]
+
+
+def load_records(
+    client: redis.Redis, task_ids: list[str]
+) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """The ledger entry and Celery result meta of each known task, in one round trip."""
     pipe = client.pipeline(transaction=False)
     for task_id in task_ids:
         pipe.hgetall(ledger.task_key(task_id))
         pipe.get(result_key(task_id))
     replies = pipe.execute()
-    tasks = []
+    records = []
     for raw_entry, raw_meta in zip(replies[::2], replies[1::2], strict=True):
         entry = ledger.decode_entry(raw_entry)
         if entry is not None:
-            tasks.append(describe(entry, json.loads(raw_meta) if raw_meta else None))
-    return tasks
+            records.append((entry, json.loads(raw_meta) if raw_meta else None))
+    return records
 
 
 def describe(entry: dict[str, Any], meta: dict[str, Any] | None) -> dict[str, Any]:

@@ -68,3 +68,24 @@ def test_an_idle_stream_sends_heartbeats(app, live_server):
     finally:
         app.config["EVENTS_HEARTBEAT_SECONDS"] = 15.0
     assert ": heartbeat" in lines
+
+
+def test_the_feed_announces_new_tasks_and_follows_them_to_the_end(live_server):
+    with requests.get(f"{live_server}/api/tasks/events", stream=True, timeout=30) as feed:
+        assert feed.headers["Content-Type"].startswith("text/event-stream")
+        lines = feed.iter_lines(decode_unicode=True)
+        assert next(lines) == "retry: 2000"  # sent once the feed listens
+        task = requests.post(
+            f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 1}, timeout=5
+        ).json()
+        states = []
+        for line in lines:
+            if line.startswith("data: "):
+                event = json.loads(line.removeprefix("data: "))
+                if event["id"] == task["id"]:
+                    states.append(event["state"])
+                    if event["state"] == "SUCCESS":
+                        break
+    assert states[0] in {"QUEUED", "STARTED", "PROGRESS"}
+    assert states[-1] == "SUCCESS"
+    assert "PROGRESS" in states

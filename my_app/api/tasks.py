@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from flask_smorest import Blueprint, abort
 from .. import artifacts, ledger, task_state
 from ..extensions import redis_client
 from ..submission import current_owner, submit_job
-from ..task_events import task_event_stream
+from ..task_events import owner_event_stream, task_event_stream
 from .schemas import IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
 
 blp = Blueprint(
@@ -22,13 +23,20 @@ blp = Blueprint(
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
 # One Server-Sent Event, as schemathesis and OpenAPI 3.2 describe a stream item.
-SSE_EVENT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "data": {"type": "string", "description": "A task record (TaskSchema) as JSON"},
-        "event": {"type": "string"},
-        "id": {"type": "string"},
-        "retry": {"type": "integer"},
+SSE_RESPONSE = {
+    "description": "Server-Sent Events, each carrying a task record (TaskSchema) as JSON",
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "data": {"type": "string"},
+                    "event": {"type": "string"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer"},
+                },
+            }
+        }
     },
 }
 
@@ -142,30 +150,42 @@ class TaskRetry(MethodView):
         return accept(task["kind"], task["inputs"], headers, retry_of=task["id"])
 
 
-@blp.route("/<uuid:task_id>/events")
-@blp.doc(
-    responses={
-        "200": {
-            "description": "Server-Sent Events: the task record now, then at every change, "
-            "until it finishes",
-            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
-        }
-    }
-)
-@blp.alt_response(404, description="No such task")
-def task_events(task_id: UUID) -> Response:
-    """Follow a task live as Server-Sent Events"""
-    task = task_or_404(task_id)
-    stream = task_event_stream(
-        redis_client.client,
-        task["id"],
-        heartbeat_seconds=current_app.config["EVENTS_HEARTBEAT_SECONDS"],
-        present=with_links,
-    )
+def event_stream_response(stream: Iterator[str]) -> Response:
+    """A text/event-stream response that proxies pass through unbuffered."""
     return Response(
         stream_with_context(stream),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@blp.route("/events")
+@blp.doc(responses={"200": SSE_RESPONSE})
+def task_feed() -> Response:
+    """Follow all your tasks live: every unfinished one now, then each new task and change"""
+    return event_stream_response(
+        owner_event_stream(
+            redis_client.client,
+            current_owner(),
+            heartbeat_seconds=current_app.config["EVENTS_HEARTBEAT_SECONDS"],
+            present=with_links,
+        )
+    )
+
+
+@blp.route("/<uuid:task_id>/events")
+@blp.doc(responses={"200": SSE_RESPONSE})
+@blp.alt_response(404, description="No such task")
+def task_events(task_id: UUID) -> Response:
+    """Follow a task live: its record now, then at every change, until it finishes"""
+    task = task_or_404(task_id)
+    return event_stream_response(
+        task_event_stream(
+            redis_client.client,
+            task["id"],
+            heartbeat_seconds=current_app.config["EVENTS_HEARTBEAT_SECONDS"],
+            present=with_links,
+        )
     )
 
 

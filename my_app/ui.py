@@ -1,0 +1,29 @@
+"""The browser UI: a page to submit jobs and watch them live, and a page per task."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import Blueprint, render_template
+
+from . import task_state
+from .api.tasks import with_links
+from .extensions import redis_client
+from .submission import current_owner
+
+bp = Blueprint("ui", __name__)
+
+
+@bp.get("/")
+def index() -> str:
+    """The job forms and the live table of your recent tasks."""
+    return render_template("index.html")
+
+
+@bp.get("/tasks/<uuid:task_id>")
+def task_detail(task_id: UUID) -> tuple[str, int]:
+    """One task's full record, result, error and artifacts, kept live."""
+    task = task_state.load_task(redis_client.client, str(task_id))
+    if task is None or task["owner"] != current_owner():
+        return render_template("task.html", task=None, task_id=task_id), 404
+    return render_template("task.html", task=with_links(task), task_id=task_id), 200

@@ -1,0 +1,161 @@
+"""The browser UI in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+from playwright.sync_api import Page, expect, sync_playwright
+from pypdf import PdfReader
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium; missing, it fails the run under CI and skips elsewhere."""
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server) -> Page:
+    """A fresh tab on the service's home page, failing the test on any script error."""
+    context = browser.new_context(base_url=live_server, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto("/")
+    expect(page.locator("[data-connection]")).to_contain_text("Live")
+    page.evaluate("window.__notReloaded = true")
+    yield page
+    assert page.evaluate("window.__notReloaded") is True, "the page reloaded"
+    assert errors == []
+    context.close()
+
+
+def submit(page: Page, form_endpoint: str, button: str) -> str:
+    """Click a form's submit button; return the id of the task it created."""
+    with page.expect_response(f"**{form_endpoint}") as response:
+        page.get_by_role("button", name=button).click()
+    assert response.value.status == 202, response.value.text()
+    return response.value.json()["id"]
+
+
+def row(page: Page, task_id: str):
+    return page.locator(f'tr[data-task-id="{task_id}"]')
+
+
+def test_a_slow_job_fills_its_bar_and_succeeds_without_a_reload(page):
+    page.get_by_label("Name").fill("Grace")
+    page.get_by_label("Seconds (0–3600)").fill("3")
+    task_id = submit(page, "/api/tasks/slow", "Start")
+    expect(row(page, task_id)).to_have_attribute("data-state", "PROGRESS", timeout=15_000)
+    page.wait_for_function(
+        f"""() => {{
+            const bar = document.querySelector('tr[data-task-id="{task_id}"] progress');
+            return bar && bar.value > 0 && bar.value < 100;
+        }}""",
+        timeout=15_000,
+    )
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=15_000)
+    expect(row(page, task_id).locator("progress")).to_have_attribute("value", "100")
+    expect(page.locator("#announcer")).to_contain_text("SUCCESS")
+
+
+def test_cancelling_a_running_job_shows_revoked(page):
+    page.get_by_label("Seconds (0–3600)").fill("60")
+    task_id = submit(page, "/api/tasks/slow", "Start")
+    expect(row(page, task_id)).to_have_attribute("data-state", "PROGRESS", timeout=15_000)
+    row(page, task_id).get_by_role("button", name="Cancel").click()
+    expect(row(page, task_id)).to_have_attribute("data-state", "REVOKED", timeout=15_000)
+    expect(row(page, task_id).get_by_role("button", name="Retry")).to_be_visible()
+
+
+def test_a_report_can_be_downloaded_as_a_pdf_that_opens(page, tmp_path):
+    page.get_by_label("Title").fill("Browser report — Zürich")
+    page.get_by_role("button", name="Add section").click()
+    page.locator('[name="sections.1.heading"]').fill("Second section")
+    page.locator('[name="sections.1.text"]').fill("Added in the browser.")
+    task_id = submit(page, "/api/tasks/report", "Render")
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=20_000)
+    with page.expect_download() as download:
+        row(page, task_id).get_by_role("link", name="report.pdf").click()
+    saved = tmp_path / "report.pdf"
+    download.value.save_as(saved)
+    text = "".join(p.extract_text() for p in PdfReader(saved).pages)
+    assert "Browser report — Zürich" in text and "Second section" in text
+
+
+def test_an_uploaded_png_shows_its_thumbnails(page, tmp_path):
+    picture = tmp_path / "picture.png"
+    Image.new("RGB", (400, 300), "purple").save(picture)
+    page.get_by_label("Image (JPEG, PNG, WebP or GIF)").set_input_files(picture)
+    page.get_by_label("Sizes in pixels (16–2048)").fill("32,96")
+    task_id = submit(page, "/api/tasks/thumbnail", "Upload")
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=20_000)
+    thumbnails = row(page, task_id).get_by_role("img")
+    expect(thumbnails).to_have_count(2)
+    widths = thumbnails.evaluate_all("images => images.map(image => image.naturalWidth)")
+    assert sorted(widths) == [32, 96]
+
+
+def test_an_invalid_address_is_shown_beside_its_field(page):
+    page.get_by_label("To (comma-separated)").fill("not-an-address")
+    with page.expect_response("**/api/tasks/email") as response:
+        page.get_by_role("button", name="Send").click()
+    assert response.value.status == 422
+    expect(page.locator("#email-to-error")).to_contain_text("Not a valid email address")
+    expect(page.get_by_label("To (comma-separated)")).to_have_attribute("aria-invalid", "true")
+
+
+def test_a_job_submitted_over_http_appears_in_the_open_page(page, live_server):
+    task = requests.post(
+        f"{live_server}/api/tasks/slow", json={"name": "from curl", "seconds": 1}, timeout=5
+    ).json()
+    expect(row(page, task["id"])).to_be_visible(timeout=10_000)
+    expect(row(page, task["id"])).to_have_attribute("data-state", "SUCCESS", timeout=15_000)
+
+
+def test_the_task_page_shows_the_full_record(page, live_server):
+    task = requests.post(
+        f"{live_server}/api/tasks/slow", json={"name": "Detail", "seconds": 1}, timeout=5
+    ).json()
+    page.goto(f"/tasks/{task['id']}")
+    expect(page.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=15_000)
+    expect(page.locator('[data-field="result"]')).to_contain_text("Task completed for Detail!")
+    page.evaluate("window.__notReloaded = true")
+    assert page.goto("/tasks/00000000-0000-4000-8000-000000000000").status == 404
+    page.evaluate("window.__notReloaded = true")
+
+
+def test_the_page_is_usable_at_360_px_and_saves_the_readme_screenshot(page, live_server):
+    for name in ("Ada", "Grace"):
+        requests.post(f"{live_server}/api/tasks/slow", json={"name": name, "seconds": 2}, timeout=5)
+    page.set_viewport_size({"width": 360, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('tr[data-state=PROGRESS] progress')]"
+        ".some(bar => bar.value > 0)",
+        timeout=15_000,
+    )
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    assert Image.open(io.BytesIO(SCREENSHOT.read_bytes())).width == 1280
