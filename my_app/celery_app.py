@@ -23,15 +23,21 @@ class SubmitOnlyRedisBackend(RedisBackend):
 
 
 def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """Celery's settings from the Flask config, broker and backend derived from REDIS_URL."""
+    """Celery's settings from the Flask config; broker and results live at REDIS_URL.
+
+    Submission pushes messages and the ledger in one Redis script, and the API reads
+    results next to the ledger, so both must be that same Redis.
+    """
     settings = dict(config["CELERY"])
     redis_url = config["REDIS_URL"]
-    settings.setdefault("broker_url", redis_url)
-    backend_url = settings.get("result_backend", redis_url)
-    if backend_url.startswith(("redis://", "rediss://")):
-        # Celery reads "<class path>+<url>" as "this backend class at this URL".
-        backend_url = f"{__name__}:SubmitOnlyRedisBackend+{backend_url}"
-    settings["result_backend"] = backend_url
+    for name in ("broker_url", "result_backend"):
+        if settings.get(name, redis_url) != redis_url:
+            raise ValueError(
+                f"CELERY[{name!r}] must be REDIS_URL ({redis_url}); set REDIS_URL instead."
+            )
+    settings["broker_url"] = redis_url
+    # Celery reads "<class path>+<url>" as "this backend class at this URL".
+    settings["result_backend"] = f"{__name__}:SubmitOnlyRedisBackend+{redis_url}"
     settings.setdefault("result_expires", config["RESULT_EXPIRES"])
     return settings
 

@@ -8,7 +8,6 @@ Every key expires with the task's result.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +34,11 @@ def owner_channel(owner: str) -> str:
     return f"{PREFIX}owner:{owner}:submitted"
 
 
+def rate_key(client_address: str, window: int) -> str:
+    """The counter of a client's submissions in one rate-limit window."""
+    return f"{PREFIX}rate:{client_address}:{window}"
+
+
 def idempotency_key(owner: str, key: str) -> str:
     """The string remembering which task an Idempotency-Key created."""
     return f"{PREFIX}idempotency:{owner}:{key}"
@@ -43,38 +47,6 @@ def idempotency_key(owner: str, key: str) -> str:
 def utc_now() -> str:
     """The current time, ISO 8601 in UTC."""
     return datetime.now(UTC).isoformat()
-
-
-def record_submission(
-    client: redis.Redis,
-    task_id: str,
-    *,
-    kind: str,
-    owner: str,
-    inputs: dict[str, Any],
-    expires: int,
-    retry_of: str | None = None,
-) -> dict[str, Any]:
-    """Write the entry of a task whose message is already in the queue (one round trip)."""
-    now = time.time()
-    entry = {
-        "id": task_id,
-        "kind": kind,
-        "owner": owner,
-        "inputs": json.dumps(inputs),
-        "submitted_at": datetime.fromtimestamp(now, UTC).isoformat(),
-    }
-    if retry_of:
-        entry["retry_of"] = retry_of
-    pipe = client.pipeline(transaction=False)
-    pipe.hset(task_key(task_id), mapping=entry)
-    pipe.expire(task_key(task_id), expires)
-    pipe.zadd(owner_key(owner), {task_id: now})
-    pipe.zremrangebyscore(owner_key(owner), "-inf", now - expires)
-    pipe.expire(owner_key(owner), expires)
-    pipe.publish(owner_channel(owner), task_id)
-    pipe.execute()
-    return {**entry, "inputs": inputs, "progress": None, "cancel_requested": False, "artifacts": []}
 
 
 def read_entry(client: redis.Redis, task_id: str) -> dict[str, Any] | None:

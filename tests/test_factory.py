@@ -50,12 +50,13 @@ def test_environment_overrides_settings(monkeypatch):
     assert "worker_prefetch_multiplier" not in TestingConfig.CELERY
 
 
-def test_explicit_celery_urls_win_over_redis_url():
-    app = create_app(
-        "testing",
-        CELERY={**TestingConfig.CELERY, "broker_url": "redis://127.0.0.1:6391/5"},
-    )
-    assert app.extensions["celery"].conf.broker_url == "redis://127.0.0.1:6391/5"
+def test_a_broker_elsewhere_than_redis_url_is_refused():
+    # Submission writes the message and the ledger in one script: one Redis for both.
+    with pytest.raises(ValueError, match="must be REDIS_URL"):
+        create_app(
+            "testing",
+            CELERY={**TestingConfig.CELERY, "broker_url": "redis://127.0.0.1:6391/5"},
+        )
 
 
 def test_production_refuses_the_default_secret(monkeypatch):

@@ -1,0 +1,1 @@
+"""Benchmarks: this service against the minimal Flask + Celery app of Flask's docs."""

@@ -1,0 +1,62 @@
+"""The Celery task message, as Celery and kombu's Redis transport would enqueue it.
+
+Building it here lets submission push it in the same atomic Redis script as the ledger
+entry: one round trip per job instead of kombu's publish plus our own writes. The
+message is Celery's own (``amqp.as_task_v2``), wrapped in the envelope kombu's Redis
+transport stores; tests check it against what ``apply_async`` produces.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from celery import Celery
+from kombu.serialization import dumps
+
+
+def route_queue(celery_app: Celery, task_name: str) -> str:
+    """The queue ``task_routes`` sends the task to."""
+    return celery_app.amqp.router.route({}, task_name)["queue"].name
+
+
+def task_message(
+    celery_app: Celery,
+    task_name: str,
+    task_id: str,
+    kwargs: dict[str, Any],
+    *,
+    soft_time_limit: float | None = None,
+    time_limit: float | None = None,
+) -> str:
+    """The JSON that ``apply_async`` would LPUSH onto the task's queue list."""
+    queue = route_queue(celery_app, task_name)
+    headers, properties, body, _ = celery_app.amqp.as_task_v2(
+        task_id,
+        task_name,
+        args=(),
+        kwargs=kwargs,
+        reply_to=celery_app.thread_oid,
+        soft_time_limit=soft_time_limit,
+        time_limit=time_limit,
+    )
+    content_type, content_encoding, payload = dumps(body, serializer="json")
+    payload = payload.encode(content_encoding) if isinstance(payload, str) else payload
+    envelope = {
+        "body": base64.b64encode(payload).decode(),
+        "content-encoding": content_encoding,
+        "content-type": content_type,
+        "headers": headers,
+        "properties": {
+            **properties,
+            "delivery_mode": 2,
+            # The anonymous exchange: the routing key names the queue.
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return json.dumps(envelope)
