@@ -16,6 +16,8 @@ from typing import Any
 from celery import Celery
 from kombu.serialization import dumps
 
+KWARGSREPR_MAX = 1024
+
 
 def route_queue(celery_app: Celery, task_name: str) -> str:
     """The queue ``task_routes`` sends the task to."""
@@ -28,11 +30,12 @@ def task_message(
     task_id: str,
     kwargs: dict[str, Any],
     *,
+    queue: str | None = None,
     soft_time_limit: float | None = None,
     time_limit: float | None = None,
 ) -> str:
-    """The JSON that ``apply_async`` would LPUSH onto the task's queue list."""
-    queue = route_queue(celery_app, task_name)
+    """The JSON that ``apply_async`` would LPUSH onto the task's queue (``queue``, if known)."""
+    queue = queue or route_queue(celery_app, task_name)
     headers, properties, body, _ = celery_app.amqp.as_task_v2(
         task_id,
         task_name,
@@ -41,6 +44,9 @@ def task_message(
         reply_to=celery_app.thread_oid,
         soft_time_limit=soft_time_limit,
         time_limit=time_limit,
+        # What workers log; plain repr costs a fraction of Celery's saferepr.
+        argsrepr="()",
+        kwargsrepr=repr(kwargs)[:KWARGSREPR_MAX],
     )
     content_type, content_encoding, payload = dumps(body, serializer="json")
     payload = payload.encode(content_encoding) if isinstance(payload, str) else payload

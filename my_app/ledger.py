@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 PREFIX = "jobs:"
 #: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
@@ -81,10 +83,15 @@ return 0
 """
 
 
+@cache
+def mark_started_script(client: redis.Redis) -> Script:
+    """MARK_STARTED, registered once per client."""
+    return client.register_script(MARK_STARTED)
+
+
 def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:
     """Record that a worker started the task; True (and no start) if it was cancelled."""
-    script = client.register_script(MARK_STARTED)
-    return bool(script(keys=[task_key(task_id)], args=[utc_now(), expires]))
+    return bool(mark_started_script(client)(keys=[task_key(task_id)], args=[utc_now(), expires]))
 
 
 def record_outcome(client: redis.Redis, task_id: str, outcome: dict[str, Any]) -> None:

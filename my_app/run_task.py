@@ -18,7 +18,7 @@ MAX_NAME_LENGTH = 200
 
 
 @blp.route("/run-task/<name>", methods=["GET", "POST"])
-@blp.arguments(RunTaskQueryArgsSchema, location="query")
+@blp.arguments(RunTaskQueryArgsSchema(), location="query")
 @blp.response(202, RunTaskAcceptedSchema)
 @blp.alt_response(422, description="Invalid seconds or name")
 @blp.alt_response(429, description="Too many submissions this minute")

@@ -13,9 +13,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+import redis
+from celery import Celery
 from flask import current_app
+from redis.commands.core import Script
 
 from . import ledger, task_state
 from .celery_message import route_queue, task_message
@@ -48,6 +52,29 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('PUBLISH', KEYS[3], ARGV[1])
 return {'queued'}
 """
+
+
+@cache
+def submit_script(client: redis.Redis) -> Script:
+    """The submission script, registered once per client (its SHA is computed once)."""
+    return client.register_script(SUBMIT_SCRIPT)
+
+
+@cache
+def task_name_of(kind: str) -> str:
+    """The Celery task name of a kind of job."""
+    return TASKS_BY_KIND[kind].name
+
+
+def request_fingerprint(kind: str, inputs: dict[str, Any]) -> str:
+    """What an Idempotency-Key must be sent with again to replay its task."""
+    return hashlib.sha256(json.dumps([kind, inputs], sort_keys=True).encode()).hexdigest()
+
+
+@cache
+def queue_of(celery_app: Celery, task_name: str) -> str:
+    """The queue a task is routed to (routing is configuration: it does not change)."""
+    return route_queue(celery_app, task_name)
 
 
 @dataclass(frozen=True)
@@ -89,13 +116,15 @@ def submit_job(
     client = redis_client.client
     owner = current_owner()
     task_id = str(uuid.uuid4())
-    task_name = TASKS_BY_KIND[kind].name
+    task_name = task_name_of(kind)
+    queue = queue_of(celery_app, task_name)
     limits = config["TASK_TIME_LIMITS"].get(kind, {})
     message = task_message(
         celery_app,
         task_name,
         task_id,
         inputs,
+        queue=queue,
         soft_time_limit=limits.get("soft"),
         time_limit=limits.get("hard"),
     )
@@ -109,15 +138,15 @@ def submit_job(
     }
     if retry_of:
         entry["retry_of"] = retry_of
-    fingerprint = hashlib.sha256(json.dumps([kind, inputs], sort_keys=True).encode()).hexdigest()
+    fingerprint = request_fingerprint(kind, inputs) if idempotency_key else ""
     rate_limit = config["SUBMIT_RATE_LIMIT"] if client_address else 0
     window = int(now // WINDOW_SECONDS)
-    reply = client.register_script(SUBMIT_SCRIPT)(
+    reply = submit_script(client)(
         keys=[
             ledger.task_key(task_id),
             ledger.owner_key(owner),
             ledger.owner_channel(owner),
-            route_queue(celery_app, task_name),
+            queue,
             ledger.rate_key(client_address or "-", window),
             ledger.idempotency_key(owner, idempotency_key or ""),
         ],

@@ -78,8 +78,8 @@ def submission_doc(view: Any) -> Any:
 
 @blp.route("/slow")
 class SlowJobs(MethodView):
-    @blp.arguments(SlowJobSchema)
-    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.arguments(SlowJobSchema())
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
@@ -89,8 +89,8 @@ class SlowJobs(MethodView):
 
 @blp.route("/email")
 class EmailJobs(MethodView):
-    @blp.arguments(EmailJobSchema)
-    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.arguments(EmailJobSchema())
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
@@ -100,8 +100,8 @@ class EmailJobs(MethodView):
 
 @blp.route("/report")
 class ReportJobs(MethodView):
-    @blp.arguments(ReportJobSchema)
-    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.arguments(ReportJobSchema())
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
@@ -111,8 +111,8 @@ class ReportJobs(MethodView):
 
 @blp.route("/thumbnail")
 class ThumbnailJobs(MethodView):
-    @blp.arguments(ThumbnailJobSchema, location="multipart")
-    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.arguments(ThumbnailJobSchema(), location="multipart")
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @blp.alt_response(413, description="The image is larger than MAX_UPLOAD_BYTES")
     @submission_doc

@@ -86,7 +86,7 @@ def accept(
 
 @blp.route("")
 class TaskCollection(MethodView):
-    @blp.arguments(TaskQueryArgsSchema, location="query")
+    @blp.arguments(TaskQueryArgsSchema(), location="query")
     @blp.response(200, TaskSchema(many=True))
     @blp.paginate()
     def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
@@ -134,7 +134,7 @@ class TaskItem(MethodView):
 
 @blp.route("/<uuid:task_id>/retry")
 class TaskRetry(MethodView):
-    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @blp.alt_response(404, description="No such task")
     @blp.alt_response(409, description="Only a failed or cancelled task can be retried")
