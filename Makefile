@@ -10,7 +10,7 @@ export WORKER_QUEUES ?= default,heavy
 export WORKER_CONCURRENCY ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: up run worker redis test lint clean
+.PHONY: up run worker redis test lint clean bench bench-quick
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .ruff_cache
+
+bench: $(STAMP)  ## this service against the baseline app, full run (< 10 min)
+	python -m bench.run
+
+bench-quick: $(STAMP)  ## the same figures, shorter (< 2 min)
+	python -m bench.run --quick

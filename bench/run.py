@@ -1,0 +1,307 @@
+"""``make bench``: this service against the baseline app of Flask's docs, in one run.
+
+Both apps run on the same private Redis and the same gunicorn settings, are loaded by
+the same client, alternately (A B A B); medians are printed with min-max, the ratio
+ours/baseline and the target, and written to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+import requests
+
+from bench.harness import (
+    BASELINE_APP,
+    OURS_APP,
+    celery_worker,
+    gunicorn,
+    load,
+    median,
+    percentile,
+    private_redis,
+    rss_of_workers,
+)
+
+RESULTS = Path(__file__).with_name("results.json")
+SLOW_BODY = '{"name": "bench", "seconds": 0}'
+PROFILES = {
+    "full": {"rounds": 2, "seconds": 8, "jobs": 5000, "sequential": 200, "updates": 200,
+             "memory": 50_000},
+    "quick": {"rounds": 1, "seconds": 3, "jobs": 1000, "sequential": 40, "updates": 50,
+              "memory": 10_000},
+}  # fmt: skip
+DB = {"ours": 1, "baseline": 2}
+
+
+class Report:
+    """The figures of one run."""
+
+    def __init__(self) -> None:
+        self.figures: list[dict[str, Any]] = []
+
+    def add(self, name: str, unit: str, ours: list[float], baseline: list[float] | None,
+            target: str | None, met: bool | None) -> None:  # fmt: skip
+        """One figure from its rounds; the ratio is ours/baseline of the medians."""
+        ours_median = median(ours)
+        base_median = median(baseline) if baseline else None
+        self.figures.append({
+            "name": name, "unit": unit,
+            "ours": round(ours_median, 3),
+            "baseline": round(base_median, 3) if base_median is not None else None,
+            "ratio": round(ours_median / base_median, 3) if base_median else None,
+            "target": target, "met": met,
+            "ours_range": [round(min(ours), 3), round(max(ours), 3)],
+            "baseline_range": [round(min(baseline), 3), round(max(baseline), 3)]
+            if baseline else None,
+        })  # fmt: skip
+        figure = self.figures[-1]
+        print(
+            f"{name:<46} ours {figure['ours']:>10} {unit:<8} "
+            f"[{figure['ours_range'][0]}..{figure['ours_range'][1]}]  "
+            f"baseline {figure['baseline'] if figure['baseline'] is not None else '—':>10}  "
+            f"ratio {figure['ratio'] if figure['ratio'] is not None else '—':>6}  "
+            f"target {target or '—'}  {'MET' if met else ('MISSED' if met is False else '')}",
+            flush=True,
+        )
+
+
+def submit_throughput(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 1: POST submissions a second, p99, and the plain-route ceiling."""
+    rounds: dict[str, list[dict]] = {"ours": [], "baseline": [], "plain": []}
+    for _ in range(profile["rounds"]):
+        with gunicorn(OURS_APP, f"{redis_url}/{DB['ours']}") as (base, _):
+            rounds["ours"].append(load(f"{base}/api/tasks/slow", profile["seconds"], SLOW_BODY))
+        with gunicorn(BASELINE_APP, f"{redis_url}/{DB['baseline']}") as (base, _):
+            rounds["baseline"].append(load(f"{base}/submit", profile["seconds"], SLOW_BODY))
+            rounds["plain"].append(load(f"{base}/plain", profile["seconds"]))
+        flush(redis_url)
+    ours = [r["rps"] for r in rounds["ours"]]
+    baseline = [r["rps"] for r in rounds["baseline"]]
+    report.add("HTTP submit throughput", "req/s", ours, baseline, ">= 1.25x baseline",
+               median(ours) >= 1.25 * median(baseline))  # fmt: skip
+    ours_p99 = [r["p99"] for r in rounds["ours"]]
+    base_p99 = [r["p99"] for r in rounds["baseline"]]
+    report.add("HTTP submit p99 latency", "ms", ours_p99, base_p99, "<= baseline",
+               median(ours_p99) <= median(base_p99))  # fmt: skip
+    plain = [r["rps"] for r in rounds["plain"]]
+    report.add("HTTP submit, fraction of the plain JSON route", "x",
+               [o / p for o, p in zip(ours, plain, strict=True)], None, None, None)
+
+
+def status_reads(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 2: GET /api/tasks/<id> against AsyncResult(id).state."""
+    ours, baseline = [], []
+    for _ in range(profile["rounds"]):
+        with gunicorn(OURS_APP, f"{redis_url}/{DB['ours']}") as (base, _):
+            task = requests.post(f"{base}/api/tasks/slow", data=SLOW_BODY, timeout=5,
+                                 headers={"Content-Type": "application/json"}).json()  # fmt: skip
+            ours.append(load(f"{base}/api/tasks/{task['id']}", profile["seconds"])["rps"])
+        with gunicorn(BASELINE_APP, f"{redis_url}/{DB['baseline']}") as (base, _):
+            task_id = requests.post(f"{base}/submit", json={}, timeout=5).json()["result_id"]
+            baseline.append(load(f"{base}/status/{task_id}", profile["seconds"])["rps"])
+        flush(redis_url)
+    report.add("Status reads", "req/s", ours, baseline, ">= 1.0x baseline",
+               median(ours) >= median(baseline))  # fmt: skip
+
+
+def end_to_end(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 3: N zero-second jobs through one prefork worker (concurrency 2)."""
+    from bench.baseline_app import create_app as create_baseline
+    from my_app import create_app
+    from my_app.submission import submit_job
+
+    ours, baseline = [], []
+    for _ in range(profile["rounds"]):
+        url = f"{redis_url}/{DB['ours']}"
+        app = create_app("production", SECRET_KEY="x", REDIS_URL=url)
+        with celery_worker("celery_worker", url, "default,heavy"), app.test_request_context():
+            started = time.perf_counter()
+            ids = [submit_job("slow", {"name": "e2e", "seconds": 0}).task["id"]
+                   for _ in range(profile["jobs"])]  # fmt: skip
+            wait_for_success(url, ids)
+            ours.append(profile["jobs"] / (time.perf_counter() - started))
+        url = f"{redis_url}/{DB['baseline']}"
+        baseline_app = create_baseline()
+        baseline_app.extensions["celery"].conf.update(broker_url=url, result_backend=url)
+        noop = baseline_app.extensions["celery"].tasks["bench.baseline_app.noop"]
+        with celery_worker("bench.baseline_app", url, "celery"):
+            started = time.perf_counter()
+            ids = [noop.delay().id for _ in range(profile["jobs"])]
+            wait_for_success(url, ids)
+            baseline.append(profile["jobs"] / (time.perf_counter() - started))
+        flush(redis_url)
+    report.add(f"End to end: {profile['jobs']} jobs, 1 worker (c=2)", "jobs/s", ours, baseline,
+               ">= 0.9x bare worker", median(ours) >= 0.9 * median(baseline))  # fmt: skip
+
+
+def wait_for_success(url: str, ids: list[str], timeout: float = 600) -> None:
+    """Until every task's stored state is SUCCESS."""
+    client = redis.Redis.from_url(url)
+    keys = [f"celery-task-meta-{task_id}" for task_id in ids]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = [key for key, value in zip(keys, client.mget(keys), strict=True)
+                   if not value or b'"SUCCESS"' not in value]  # fmt: skip
+        if not pending:
+            return
+        keys = pending
+        time.sleep(0.1)
+    raise RuntimeError(f"{len(keys)} tasks did not finish")
+
+
+def start_latency(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 4: from the POST leaving the client to the job starting, one at a time."""
+    ours, baseline = [], []
+    url = f"{redis_url}/{DB['ours']}"
+    client = redis.Redis.from_url(url, decode_responses=True)
+    json_headers = {"Content-Type": "application/json"}
+    with gunicorn(OURS_APP, url) as (base, _), celery_worker("celery_worker", url, "default"):
+        session = requests.Session()
+        for _ in range(profile["sequential"]):
+            sent = time.time()
+            reply = session.post(f"{base}/api/tasks/slow", data=SLOW_BODY, headers=json_headers)
+            key = f"jobs:task:{reply.json()['id']}"
+            started = wait_for(lambda key=key: client.hget(key, "started_at"))
+            ours.append((iso_seconds(started) - sent) * 1000)
+    url = f"{redis_url}/{DB['baseline']}"
+    client = redis.Redis.from_url(url, decode_responses=True)
+    with gunicorn(BASELINE_APP, url) as (base, _), \
+            celery_worker("bench.baseline_app", url, "celery"):  # fmt: skip
+        session = requests.Session()
+        for _ in range(profile["sequential"]):
+            sent = time.time()
+            task_id = session.post(f"{base}/submit", json={}, timeout=5).json()["result_id"]
+            key = f"celery-task-meta-{task_id}"
+            meta = wait_for(lambda key=key: client.get(key))
+            baseline.append((json.loads(meta)["result"] - sent) * 1000)
+    flush(redis_url)
+    for pct in (50, 99):
+        report.add(f"Submit -> start latency p{pct} (light load)", "ms",
+                   [percentile(ours, pct)], [percentile(baseline, pct)], None, None)  # fmt: skip
+
+
+def iso_seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def wait_for(read, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read()
+        if value:
+            return value
+        time.sleep(0.0005)
+    raise RuntimeError("timed out")
+
+
+def live_latency(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 5: from a progress update stored in Redis to its event at an SSE client."""
+    from my_app import create_app
+
+    url = f"{redis_url}/{DB['ours']}"
+    app = create_app("production", SECRET_KEY="x", REDIS_URL=url)
+    backend = app.extensions["celery"].backend
+    sent: dict[int, float] = {}
+    received: dict[int, float] = {}
+    with gunicorn(OURS_APP, url) as (base, _):
+        task = requests.post(f"{base}/api/tasks/slow", data=SLOW_BODY, timeout=5,
+                             headers={"Content-Type": "application/json"}).json()  # fmt: skip
+        listening = threading.Event()
+
+        def listen() -> None:
+            with requests.get(f"{base}/api/tasks/{task['id']}/events", stream=True,
+                              timeout=60) as stream:  # fmt: skip
+                for line in stream.iter_lines(decode_unicode=True):
+                    if line.startswith("data: "):
+                        listening.set()
+                        event = json.loads(line[6:])
+                        if event["state"] == "PROGRESS":
+                            received[event["progress"]["current"]] = time.perf_counter()
+
+        reader = threading.Thread(target=listen)
+        reader.start()
+        listening.wait(10)
+        for step in range(1, profile["updates"] + 1):
+            sent[step] = time.perf_counter()
+            # What Task.update_state does in a worker.
+            backend.store_result(task["id"], {"current": step, "total": profile["updates"]},
+                                 "PROGRESS")  # fmt: skip
+            time.sleep(0.01)
+        backend.store_result(task["id"], "done", "SUCCESS")
+        reader.join(30)
+    flush(redis_url)
+    latencies = [(received[step] - sent[step]) * 1000 for step in sent if step in received]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    report.add("Live update latency p50", "ms", [p50], None, "<= 20 ms", p50 <= 20)
+    report.add("Live update latency p99", "ms", [p99], None, "<= 100 ms", p99 <= 100)
+    report.add("Live updates delivered", "%", [100 * len(latencies) / len(sent)], None,
+               "100 %", len(latencies) == len(sent))  # fmt: skip
+
+
+def producer_memory(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 6: web workers' RSS growth over N submissions, and subscriptions left."""
+    growth: dict[str, float] = {}
+    channels: dict[str, int] = {}
+    for name, app, path in (("ours", OURS_APP, "/api/tasks/slow"),
+                            ("baseline", BASELINE_APP, "/submit")):  # fmt: skip
+        url = f"{redis_url}/{DB[name]}"
+        with gunicorn(app, url) as (base, master):
+            load(base + path, 3, SLOW_BODY)  # warm up
+            before = rss_of_workers(master)
+            rate = load(base + path, 2, SLOW_BODY)["rps"]
+            done = load(base + path, profile["memory"] / rate, SLOW_BODY)["requests"]
+            grown = rss_of_workers(master) - before
+            growth[name] = grown / 2**20 * profile["memory"] / max(done, 1)
+            channels[name] = len(redis.Redis.from_url(url).pubsub_channels("celery-task-meta-*"))
+        flush(redis_url)
+    report.add(f"Producer RSS growth per {profile['memory']} submissions", "MiB",
+               [growth["ours"]], [growth["baseline"]], "<= 1 MiB", growth["ours"] <= 1)  # fmt: skip
+    report.add("Result-channel subscriptions left in Redis", "channels",
+               [channels["ours"]], [channels["baseline"]], "0", channels["ours"] == 0)  # fmt: skip
+
+
+def flush(redis_url: str) -> None:
+    """Empty the benchmark databases between rounds (nothing else uses this Redis)."""
+    for db in DB.values():
+        redis.Redis.from_url(f"{redis_url}/{db}").flushdb()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every figure and write bench/results.json."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (< 2 min)")
+    args = parser.parse_args(argv)
+    profile = PROFILES["quick" if args.quick else "full"]
+    report = Report()
+    started = time.monotonic()
+    with private_redis() as redis_url:
+        for measure in (submit_throughput, status_reads, end_to_end, start_latency,
+                        live_latency, producer_memory):  # fmt: skip
+            measure(report, redis_url, profile)
+    machine = {
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "profile": "quick" if args.quick else "full",
+        "seconds": round(time.monotonic() - started),
+    }
+    RESULTS.write_text(json.dumps({"machine": machine, "figures": report.figures}, indent=2))
+    missed = [figure["name"] for figure in report.figures if figure["met"] is False]
+    print(f"\nwrote {RESULTS} in {machine['seconds']} s; targets missed: {missed or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
