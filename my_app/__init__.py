@@ -44,8 +44,9 @@ def register_extensions(app: Flask) -> None:
     from . import tasks  # noqa: F401  registers the tasks with the app's Celery
     from .celery_app import celery_init_app
     from .errors import register_error_handlers
-    from .extensions import api, redis_client
+    from .extensions import NoSessions, api, redis_client
 
+    app.session_interface = NoSessions()
     redis_client.init_app(app)
     celery_init_app(app)
     api.init_app(app)

@@ -90,7 +90,9 @@ class Config:
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
-        "task_track_started": True,
+        # STARTED comes from the ledger's started_at, which the job writes anyway: Celery's
+        # own STARTED would cost every task one more write and publish.
+        "task_track_started": False,
         "task_default_queue": "default",
         "broker_connection_retry_on_startup": True,
         # Fail a publish fast when Redis is down, so the API answers 503 within ~2 s.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import flask_smorest
 import redis
-from flask import Flask, current_app
+from flask import Flask, Request, Response, current_app
+from flask.sessions import SessionInterface, SessionMixin
 from flask_smorest.pagination import PaginationMetadataSchema
 from werkzeug.exceptions import HTTPException
 
@@ -35,6 +36,17 @@ class Api(flask_smorest.Api):
 
 
 api = Api()
+
+
+class NoSessions(SessionInterface):
+    """The service keeps no cookie sessions: skip Flask's per-request cookie signing setup."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin:
+        """Every request gets the null session."""
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Nothing to save."""
 
 
 class RedisClient:

@@ -52,7 +52,10 @@ def load_records(
 def describe(entry: dict[str, Any], meta: dict[str, Any] | None) -> dict[str, Any]:
     """Combine a ledger entry and Celery's result meta into the API's task record."""
     celery_state = meta["status"] if meta else states.PENDING
-    state = "QUEUED" if celery_state == states.PENDING else celery_state
+    if celery_state == states.PENDING:
+        state = "STARTED" if entry.get("started_at") else "QUEUED"
+    else:
+        state = celery_state
     payload = meta.get("result") if meta else None
     result = error = None
     progress = entry["progress"]

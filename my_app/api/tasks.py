@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-from flask import Response, current_app, request, stream_with_context, url_for
+from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -50,21 +50,22 @@ def task_or_404(task_id: UUID | str) -> dict[str, Any]:
 
 
 def with_links(task: dict[str, Any]) -> dict[str, Any]:
-    """The task record with the URLs a client follows from it."""
-    task_url = url_for("tasks.TaskItem", task_id=task["id"])
+    """The task record with the URLs a client follows from it.
+
+    Built by hand rather than with url_for: this runs for every task of every answer.
+    """
+    tasks_url = f"{request.script_root}{blp.url_prefix}"
+    task_url = f"{tasks_url}/{task['id']}"
     links = {
         "self": task_url,
-        "events": url_for("tasks.task_events", task_id=task["id"]),
+        "events": f"{task_url}/events",
         "cancel": task_url,
-        "retry": url_for("tasks.TaskRetry", task_id=task["id"]),
+        "retry": f"{task_url}/retry",
     }
     if task["retry_of"]:
-        links["retry_of"] = url_for("tasks.TaskItem", task_id=task["retry_of"])
+        links["retry_of"] = f"{tasks_url}/{task['retry_of']}"
     if task["artifacts"]:
-        links["artifacts"] = {
-            name: url_for("tasks.task_artifact", task_id=task["id"], name=name)
-            for name in task["artifacts"]
-        }
+        links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task["artifacts"]}
     return {**task, "links": links}
 
 

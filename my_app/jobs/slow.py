@@ -9,7 +9,8 @@ from . import ReportProgress
 
 def count_slowly(name: str, seconds: int, report_progress: ReportProgress) -> str:
     """Work ``seconds`` one-second steps, reporting after each, and greet ``name``."""
-    report_progress(0, seconds)
+    if seconds:
+        report_progress(0, seconds)
     for step in range(1, seconds + 1):
         time.sleep(1)
         report_progress(step, seconds)
