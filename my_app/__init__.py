@@ -24,6 +24,7 @@ def create_app(config: str | type[Config] | None = None, **settings: Any) -> Fla
     variable, then ``settings``.
     """
     app = Flask(__name__)
+    app.json.sort_keys = False  # keep records in their natural order, and skip the sort
     chosen = config_class(config)
     app.config.from_object(chosen)
     # The class's dict is shared; FLASK_CELERY__* variables must not change it in place.
