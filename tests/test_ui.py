@@ -74,7 +74,7 @@ def test_a_slow_job_fills_its_bar_and_succeeds_without_a_reload(page):
         }}""",
         timeout=15_000,
     )
-    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=15_000)
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
     expect(row(page, task_id).locator("progress")).to_have_attribute("value", "100")
     expect(page.locator("#announcer")).to_contain_text("SUCCESS")
 
@@ -94,7 +94,7 @@ def test_a_report_can_be_downloaded_as_a_pdf_that_opens(page, tmp_path):
     page.locator('[name="sections.1.heading"]').fill("Second section")
     page.locator('[name="sections.1.text"]').fill("Added in the browser.")
     task_id = submit(page, "/api/tasks/report", "Render")
-    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=20_000)
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
     with page.expect_download() as download:
         row(page, task_id).get_by_role("link", name="report.pdf").click()
     saved = tmp_path / "report.pdf"
@@ -109,7 +109,7 @@ def test_an_uploaded_png_shows_its_thumbnails(page, tmp_path):
     page.get_by_label("Image (JPEG, PNG, WebP or GIF)").set_input_files(picture)
     page.get_by_label("Sizes in pixels (16–2048)").fill("32,96")
     task_id = submit(page, "/api/tasks/thumbnail", "Upload")
-    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=20_000)
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
     thumbnails = row(page, task_id).get_by_role("img")
     expect(thumbnails).to_have_count(2)
     widths = thumbnails.evaluate_all("images => images.map(image => image.naturalWidth)")
@@ -130,7 +130,7 @@ def test_a_job_submitted_over_http_appears_in_the_open_page(page, live_server):
         f"{live_server}/api/tasks/slow", json={"name": "from curl", "seconds": 1}, timeout=5
     ).json()
     expect(row(page, task["id"])).to_be_visible(timeout=10_000)
-    expect(row(page, task["id"])).to_have_attribute("data-state", "SUCCESS", timeout=15_000)
+    expect(row(page, task["id"])).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
 
 
 def test_the_task_page_shows_the_full_record(page, live_server):
@@ -138,7 +138,7 @@ def test_the_task_page_shows_the_full_record(page, live_server):
         f"{live_server}/api/tasks/slow", json={"name": "Detail", "seconds": 1}, timeout=5
     ).json()
     page.goto(f"/tasks/{task['id']}")
-    expect(page.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=15_000)
+    expect(page.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=45_000)
     expect(page.locator('[data-field="result"]')).to_contain_text("Task completed for Detail!")
     page.evaluate("window.__notReloaded = true")
     assert page.goto("/tasks/00000000-0000-4000-8000-000000000000").status == 404

@@ -21,6 +21,8 @@ blp = Blueprint(
 )
 
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
+# Kept in the record for the service's own use; clients see them as links, or not at all.
+INTERNAL_FIELDS = frozenset({"owner", "artifacts", "retry_of"})
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
 # One Server-Sent Event, as schemathesis and OpenAPI 3.2 describe a stream item.
 SSE_RESPONSE = {
@@ -50,9 +52,10 @@ def task_or_404(task_id: UUID | str) -> dict[str, Any]:
 
 
 def with_links(task: dict[str, Any]) -> dict[str, Any]:
-    """The task record with the URLs a client follows from it.
+    """The task record as the API shows it: its public fields and the URLs to follow.
 
-    Built by hand rather than with url_for: this runs for every task of every answer.
+    Links are built by hand rather than with url_for: this runs for every task of every
+    answer and every event.
     """
     tasks_url = f"{request.script_root}{blp.url_prefix}"
     task_url = f"{tasks_url}/{task['id']}"
@@ -66,7 +69,8 @@ def with_links(task: dict[str, Any]) -> dict[str, Any]:
         links["retry_of"] = f"{tasks_url}/{task['retry_of']}"
     if task["artifacts"]:
         links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task["artifacts"]}
-    return {**task, "links": links}
+    public = {name: value for name, value in task.items() if name not in INTERNAL_FIELDS}
+    return {**public, "links": links}
 
 
 def accept(
