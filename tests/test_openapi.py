@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import purge_queues
+from conftest import purge_queues, wait_until
 from openapi_spec_validator import validate
 
-from my_app import ledger
+from my_app import ledger, task_state
 from my_app.submission import current_owner
 
 
@@ -64,4 +64,12 @@ def test_the_live_service_honours_its_schema(app, live_server, tmp_path):
     for task_id in ledger.owner_task_ids(app.extensions["redis"], current_owner()):
         requests.delete(f"{live_server}/api/tasks/{task_id}", timeout=5)
     purge_queues(app)
+    redis = app.extensions["redis"]
+    wait_until(
+        lambda: all(
+            task["state"] not in {"STARTED", "PROGRESS", "RETRY"}
+            for task in task_state.load_tasks(redis, ledger.owner_task_ids(redis, current_owner()))
+        ),
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -81,3 +81,10 @@ def test_rows_must_match_the_columns(client):
     response = client.post("/api/tasks/report", json=body)
     assert response.status_code == 422
     assert "Expected 2 cells" in str(response.get_json()["errors"])
+
+
+def test_a_report_too_long_to_render_quickly_is_422(client):
+    sections = [{"heading": f"Part {i}", "text": "x" * 20_000} for i in range(11)]
+    response = client.post("/api/tasks/report", json={"title": "Long", "sections": sections})
+    assert response.status_code == 422
+    assert "at most 200000" in str(response.get_json()["errors"]["json"]["sections"])

@@ -12,6 +12,9 @@ from ..jobs.report import unsupported_characters
 from ..task_state import STATES
 
 MAX_SECONDS = 3600
+# A report renders at about 50,000 characters a second: cap it at a few seconds' work.
+MAX_SECTION_CHARS = 20_000
+MAX_REPORT_CHARS = 200_000
 
 
 def timestamp(**kwargs: object) -> fields.String:
@@ -141,7 +144,7 @@ class ReportSectionSchema(Schema):
     """One section of a report."""
 
     heading = fields.String(required=True, validate=validate.Length(1, 200))
-    text = fields.String(required=True, validate=validate.Length(max=100_000))
+    text = fields.String(required=True, validate=validate.Length(max=MAX_SECTION_CHARS))
 
 
 class ReportTableSchema(Schema):
@@ -175,6 +178,17 @@ class ReportJobSchema(Schema):
         fields.Nested(ReportSectionSchema), required=True, validate=validate.Length(1, 200)
     )
     table = fields.Nested(ReportTableSchema)
+
+    @validates_schema
+    def not_too_long(self, report: dict[str, Any], **kwargs: object) -> None:
+        """Keep one report to a few seconds of rendering."""
+        length = sum(len(section["text"]) for section in report["sections"])
+        if length > MAX_REPORT_CHARS:
+            raise ValidationError(
+                f"The sections hold {length} characters; a report takes at most "
+                f"{MAX_REPORT_CHARS}.",
+                "sections",
+            )
 
     @validates_schema
     def text_is_drawable(self, report: dict[str, Any], **kwargs: object) -> None:
