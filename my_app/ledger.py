@@ -8,7 +8,6 @@ Every key expires with the task's result.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -128,10 +127,3 @@ def record_progress(client: redis.Redis, task_id: str, progress: dict[str, Any])
 def owner_task_ids(client: redis.Redis, owner: str, limit: int | None = None) -> list[str]:
     """An owner's task ids, newest first (the ``limit`` newest, if given)."""
     return client.zrevrange(owner_key(owner), 0, -1 if limit is None else limit - 1)
-
-
-def forget_tasks(client: redis.Redis, owner: str, task_ids: Iterable[str]) -> None:
-    """Drop ids whose entries expired from the owner's listing."""
-    ids = list(task_ids)
-    if ids:
-        client.zrem(owner_key(owner), *ids)
