@@ -17,7 +17,10 @@ from ..task_events import owner_event_stream, task_event_stream
 from .schemas import IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
 
 blp = Blueprint(
-    "tasks", __name__, url_prefix="/api/tasks", description="Submit jobs and follow them."
+    "tasks",
+    __name__,
+    url_prefix="/api/tasks",
+    description="Read, list, cancel, retry and follow tasks.",
 )
 
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
