@@ -58,8 +58,8 @@ def read_entry(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
 def decode_entry(raw: dict[str, str]) -> dict[str, Any] | None:
     """Turn a raw ledger hash into an entry; None for a hash without a submission."""
     if "kind" not in raw:
-        # A worker may touch the hash of a task whose submission it raced; until the
-        # submission lands, or if it never does, the task is not the ledger's.
+        # Submission writes the entry with the message, but a worker may still touch the
+        # hash of a task whose entry expired while it waited: that task is not the ledger's.
         return None
     entry: dict[str, Any] = dict(raw)
     entry["inputs"] = json.loads(raw["inputs"])

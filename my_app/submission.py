@@ -167,11 +167,7 @@ def submit_job(
         raise RateLimited(rate_limit, retry_after=max(1, int(reply[1])))
     if outcome == "replay":
         return replay(client, reply[1], fingerprint)
-    return Submission(
-        task_state.describe(
-            {**entry, "inputs": inputs, "progress": None, "artifacts": []}, None
-        )
-    )
+    return Submission(task_state.describe(ledger.decode_entry(entry), None))
 
 
 def replay(client: Any, claim: str, fingerprint: str) -> Submission:
@@ -183,6 +179,8 @@ def replay(client: Any, claim: str, fingerprint: str) -> Submission:
             "send a new key for a new job."
         )
     earlier = task_state.load_task(client, earlier_id)
-    if earlier is None:
-        raise IdempotencyConflict("A request with this Idempotency-Key is still being processed.")
+    if earlier is None:  # the key outlived its task (IDEMPOTENCY_TTL > RESULT_EXPIRES)
+        raise IdempotencyConflict(
+            "The task this Idempotency-Key created has expired; send a new key for a new job."
+        )
     return Submission(earlier, created=False)

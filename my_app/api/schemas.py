@@ -208,9 +208,9 @@ class ReportJobSchema(Schema):
             check(section["heading"], "sections", index, "heading")
             check(section["text"], "sections", index, "text")
         if report.get("table"):
-            cells = " ".join(report["table"]["columns"])
-            cells += " ".join(cell for row in report["table"]["rows"] for cell in row)
-            check(cells, "table")
+            table = report["table"]
+            cells = [*table["columns"], *(cell for row in table["rows"] for cell in row)]
+            check(" ".join(cells), "table")
         if errors:
             raise ValidationError(errors)
 
