@@ -192,13 +192,22 @@ def forget_ledger(app: Flask) -> None:
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over real HTTP on a free port, in a thread; yields its base URL."""
+    with serving(app) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """Serve ``app`` over real HTTP on a free port, in a thread; yields its base URL."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def wait_for_state(client: FlaskClient, url: str, states: set[str], timeout: float = 30) -> dict:

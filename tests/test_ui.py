@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import serving, worker_process
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 from pypdf import PdfReader
+
+from my_app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -34,10 +37,23 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def ui_server(redis_url):
+    """The app on a database of its own (4), with a worker process of its own.
+
+    Jobs that earlier tests left queued or cancelled cannot delay what the browser waits for.
+    """
+    app = create_app("testing", REDIS_URL=f"{redis_url}/4")
+    with worker_process(
+        f"{redis_url}/4", "--pool=threads", "--concurrency=4", "--queues=default,heavy"
+    ), serving(app) as base_url:
+        yield base_url
+
+
 @pytest.fixture
-def page(browser, live_server) -> Page:
+def page(browser, ui_server) -> Page:
     """A fresh tab on the service's home page, failing the test on any script error."""
-    context = browser.new_context(base_url=live_server, accept_downloads=True)
+    context = browser.new_context(base_url=ui_server, accept_downloads=True)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(error))
@@ -125,17 +141,17 @@ def test_an_invalid_address_is_shown_beside_its_field(page):
     expect(page.get_by_label("To (comma-separated)")).to_have_attribute("aria-invalid", "true")
 
 
-def test_a_job_submitted_over_http_appears_in_the_open_page(page, live_server):
+def test_a_job_submitted_over_http_appears_in_the_open_page(page, ui_server):
     task = requests.post(
-        f"{live_server}/api/tasks/slow", json={"name": "from curl", "seconds": 1}, timeout=5
+        f"{ui_server}/api/tasks/slow", json={"name": "from curl", "seconds": 1}, timeout=5
     ).json()
     expect(row(page, task["id"])).to_be_visible(timeout=10_000)
     expect(row(page, task["id"])).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
 
 
-def test_the_task_page_shows_the_full_record(page, live_server):
+def test_the_task_page_shows_the_full_record(page, ui_server):
     task = requests.post(
-        f"{live_server}/api/tasks/slow", json={"name": "Detail", "seconds": 1}, timeout=5
+        f"{ui_server}/api/tasks/slow", json={"name": "Detail", "seconds": 1}, timeout=5
     ).json()
     page.goto(f"/tasks/{task['id']}")
     expect(page.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=45_000)
@@ -145,9 +161,9 @@ def test_the_task_page_shows_the_full_record(page, live_server):
     page.evaluate("window.__notReloaded = true")
 
 
-def test_the_page_is_usable_at_360_px_and_saves_the_readme_screenshot(page, live_server):
+def test_the_page_is_usable_at_360_px_and_saves_the_readme_screenshot(page, ui_server):
     for name in ("Ada", "Grace"):
-        requests.post(f"{live_server}/api/tasks/slow", json={"name": name, "seconds": 2}, timeout=5)
+        requests.post(f"{ui_server}/api/tasks/slow", json={"name": name, "seconds": 2}, timeout=5)
     page.set_viewport_size({"width": 360, "height": 800})
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     page.set_viewport_size({"width": 1280, "height": 900})
