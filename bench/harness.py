@@ -96,7 +96,7 @@ def gunicorn(app: str, redis_url: str, workers: int = 2) -> Iterator[tuple[str, 
 def answers(base: str) -> bool:
     try:
         return requests.get(base + "/", timeout=1).status_code < 600
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused, or not answering yet
         return False
 
 

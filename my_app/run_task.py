@@ -6,8 +6,9 @@ from typing import Any
 from uuid import UUID
 
 from flask import request, url_for
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from .api.blueprint import Blueprint
 from .api.schemas import RunTaskAcceptedSchema, RunTaskQueryArgsSchema, TaskStatusSchema
 from .api.tasks import task_or_404
 from .submission import submit_job

@@ -25,6 +25,7 @@ from . import ledger, task_state
 from .celery_message import route_queue, task_message
 from .extensions import redis_client
 from .rate_limit import WINDOW_SECONDS, RateLimited
+from .redis_io import run_script
 from .tasks import TASKS_BY_KIND
 
 # KEYS: ledger hash, owner's sorted set, owner's channel, queue list, rate counter,
@@ -141,7 +142,9 @@ def submit_job(
     fingerprint = request_fingerprint(kind, inputs) if idempotency_key else ""
     rate_limit = config["SUBMIT_RATE_LIMIT"] if client_address else 0
     window = int(now // WINDOW_SECONDS)
-    reply = submit_script(client)(
+    reply = run_script(
+        client,
+        submit_script(client),
         keys=[
             ledger.task_key(task_id),
             ledger.owner_key(owner),

@@ -10,6 +10,7 @@ from celery import states
 from celery.backends.redis import RedisBackend
 
 from . import ledger
+from .redis_io import send_together
 
 #: Every state a task can be in, as the API names them.
 STATES = ("QUEUED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
@@ -36,11 +37,10 @@ def load_records(
     client: redis.Redis, task_ids: list[str]
 ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     """The ledger entry and Celery result meta of each known task, in one round trip."""
-    pipe = client.pipeline(transaction=False)
+    commands = []
     for task_id in task_ids:
-        pipe.hgetall(ledger.task_key(task_id))
-        pipe.get(result_key(task_id))
-    replies = pipe.execute()
+        commands += [("HGETALL", ledger.task_key(task_id)), ("GET", result_key(task_id))]
+    replies = send_together(client, commands)
     records = []
     for raw_entry, raw_meta in zip(replies[::2], replies[1::2], strict=True):
         entry = ledger.decode_entry(raw_entry)

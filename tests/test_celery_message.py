@@ -17,7 +17,7 @@ def pushed_by_apply_async(app, task, queue, **options):
 
 def test_the_message_matches_apply_async(idle_app):
     celery_app = idle_app.extensions["celery"]
-    kwargs = {"name": "Ada", "seconds": 3}
+    kwargs = {"name": "Zoë — Ada", "seconds": 3}  # non-ASCII: escaped as kombu escapes it
     ours = json.loads(
         task_message(celery_app, slow_task.name, "t-1", kwargs, soft_time_limit=5, time_limit=9)
     )

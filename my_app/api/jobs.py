@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Request, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
@@ -16,6 +16,7 @@ from werkzeug.datastructures import CombinedMultiDict, FileStorage
 from .. import artifacts
 from ..extensions import redis_client
 from ..jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
+from .blueprint import Blueprint
 from .schemas import (
     EmailJobSchema,
     IdempotencyHeadersSchema,

@@ -8,12 +8,13 @@ from uuid import UUID
 
 from flask import Response, current_app, jsonify, request, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from .. import artifacts, ledger, task_state
 from ..extensions import redis_client
 from ..submission import current_owner, submit_job
 from ..task_events import owner_event_stream, task_event_stream
+from .blueprint import Blueprint
 from .schemas import IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
 
 blp = Blueprint(
@@ -89,7 +90,8 @@ def accept(
     )
     task = with_links(submission.task)
     status = 202 if submission.created else 200
-    return task, status, {"Location": task["links"]["self"]}
+    # Like the read below, the record already has the schema's shape: no marshmallow dump.
+    return jsonify(task), status, {"Location": task["links"]["self"]}
 
 
 @blp.route("")
