@@ -1,17 +1,53 @@
-"""Redis commands for the API's hottest paths: several in one write, read in one pass.
+"""Redis commands for the API's hottest paths: several in one write, on this thread's connection.
 
-redis-py's pipeline and script objects do the same with per-call bookkeeping (command
-stacks, retry closures, instrumentation) that costs more than the round trip itself when
-a request sends one or two commands, which is every submission and every status read.
+Every submission and every status read sends one or two commands. redis-py's pipeline,
+script and pool objects wrap each of those in bookkeeping (command stacks, retry
+closures, a checkout that probes the socket, instrumentation) that costs more CPU than
+the round trip itself. Here each thread keeps one connection per pool for these calls,
+and returns it to its pool when the thread ends.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.connection import Connection, ConnectionPool
 from redis.exceptions import NoScriptError
+
+
+class _HeldConnections:
+    """One thread's connections, by pool; given back to their pools when the thread ends."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.by_pool: weakref.WeakKeyDictionary[ConnectionPool, Connection] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():  # a forked child must not touch its parent's sockets
+            for pool, connection in list(self.by_pool.items()):
+                pool.release(connection)
+
+
+_threads = threading.local()
+
+
+def held_connection(client: redis.Redis) -> Connection:
+    """This thread's connection to ``client``'s Redis, checked out of its pool once."""
+    held = getattr(_threads, "held", None)
+    if held is None or held.pid != os.getpid():
+        held = _threads.held = _HeldConnections()
+    pool = client.connection_pool
+    connection = held.by_pool.get(pool)
+    if connection is None:
+        connection = held.by_pool[pool] = pool.get_connection()
+    return connection
 
 
 def send_together(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -22,21 +58,20 @@ def send_together(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[
     """
     if not commands:
         return []
-    pool = client.connection_pool
-    connection = pool.get_connection()
+    connection = held_connection(client)
 
     def send_and_read() -> list[Any]:
         connection.send_packed_command(connection.pack_commands(commands))
         return [client.parse_response(connection, command[0]) for command in commands]
 
     try:
-        # Retried like any command after a dropped connection (a Redis restart).
+        # A dropped connection (a Redis restart) is reconnected and the commands resent,
+        # as redis-py retries any command.
         return connection.retry.call_with_retry(send_and_read, lambda _: connection.disconnect())
     except BaseException:
-        connection.disconnect()  # replies may be left unread on it
+        # Replies may be left unread on it: the next call starts on a fresh socket.
+        connection.disconnect()
         raise
-    finally:
-        pool.release(connection)
 
 
 def run_script(client: redis.Redis, script: Script, keys: list[str], args: list[Any]) -> Any:

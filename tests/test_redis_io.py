@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+
 import pytest
 import redis
 
@@ -47,3 +50,21 @@ def test_submissions_survive_redis_forgetting_the_submission_script(idle_app):
     idle_app.extensions["redis"].script_flush()
     assert client.post("/api/tasks/slow", json={"name": "Ada"}).status_code == 202
     assert idle_app.extensions["redis"].llen("default") == 2
+
+
+def test_each_thread_keeps_one_connection_and_gives_it_back_when_it_ends(idle_app):
+    client = idle_app.extensions["redis"]
+    pool = client.connection_pool
+    in_use_before = len(pool._in_use_connections)
+
+    def read_three_times() -> None:
+        for _ in range(3):
+            send_together(client, [("GET", "io:missing")])
+
+    for _ in range(20):  # a thread per request, as Werkzeug's development server runs
+        thread = threading.Thread(target=read_three_times)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(pool._in_use_connections) == in_use_before
+    assert pool._created_connections <= in_use_before + 2  # reused, not one per thread
