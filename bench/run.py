@@ -36,7 +36,7 @@ from bench.harness import (
 RESULTS = Path(__file__).with_name("results.json")
 SLOW_BODY = '{"name": "bench", "seconds": 0}'
 PROFILES = {
-    "full": {"rounds": 6, "seconds": 5, "jobs": 5000, "sequential": 200, "updates": 200,
+    "full": {"rounds": 8, "seconds": 4, "jobs": 5000, "sequential": 200, "updates": 200,
              "memory": 50_000, "e2e_rounds": 2},
     "quick": {"rounds": 2, "seconds": 3, "jobs": 1000, "sequential": 40, "updates": 50,
               "memory": 10_000, "e2e_rounds": 1},
@@ -86,8 +86,9 @@ def submit_throughput(report: Report, redis_url: str, profile: dict) -> None:
             "plain": (f"{baseline_base}/plain", None),
         }
         warm_up(targets.values())
-        for _ in range(profile["rounds"]):
-            for name, (url, body) in targets.items():
+        for round_number in range(profile["rounds"]):
+            for name in counterbalanced(list(targets), round_number):
+                url, body = targets[name]
                 rounds[name].append(load(url, profile["seconds"], body))
             flush(redis_url)
     ours = [r["rps"] for r in rounds["ours"]]
@@ -116,8 +117,9 @@ def status_reads(report: Report, redis_url: str, profile: dict) -> None:
             targets = (f"{ours_base}/api/tasks/{task_id}", f"{baseline_base}/status/{result_id}")
             if round_number == 0:
                 warm_up((url, None) for url in targets)
-            ours.append(load(targets[0], profile["seconds"])["rps"])
-            baseline.append(load(targets[1], profile["seconds"])["rps"])
+            for url, rates in counterbalanced([(targets[0], ours), (targets[1], baseline)],
+                                              round_number):  # fmt: skip
+                rates.append(load(url, profile["seconds"])["rps"])
             flush(redis_url)
     report.add("Status reads", "req/s", ours, baseline, ">= 1.0x baseline",
                median(ours) >= median(baseline))  # fmt: skip
@@ -134,6 +136,11 @@ def serving_both(redis_url: str) -> Iterator[tuple[str, str]]:
     baseline = gunicorn(BASELINE_APP, f"{redis_url}/{DB['baseline']}")
     with ours as (ours_base, _), baseline as (baseline_base, _):
         yield ours_base, baseline_base
+
+
+def counterbalanced(items: list, round_number: int) -> list:
+    """A B in even rounds, B A in odd ones: neither side always runs first."""
+    return items if round_number % 2 == 0 else items[::-1]
 
 
 def warm_up(targets: Iterable[tuple[str, str | None]]) -> None:
