@@ -78,11 +78,12 @@ def environment(redis_url: str) -> dict[str, str]:
 
 @contextmanager
 def gunicorn(app: str, redis_url: str, workers: int = 2) -> Iterator[tuple[str, psutil.Process]]:
-    """``gunicorn -w 2`` (sync workers, the same settings for both apps); yields URL, master."""
+    """``gunicorn -w 2`` with the project's gunicorn.conf.py (sync workers, the same settings
+    for both apps); yields the URL and the master process."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", app],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+         "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
         cwd=ROOT, env=environment(redis_url), start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

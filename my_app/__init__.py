@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from flask import Flask
-
+from .application import Flask
 from .config import (
     Config,
     ProductionConfig,
