@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from my_app import create_app
@@ -79,3 +82,15 @@ def test_factory_keeps_celery_in_extensions():
     celery_app = app.extensions["celery"]
     assert "my_app.tasks.slow_task" in celery_app.tasks
     assert celery_app.conf.task_serializer == "json"
+
+
+def test_the_web_process_leaves_the_pdf_library_to_the_workers():
+    # fpdf2 is ~30,000 objects a web worker never uses; only report_task loads it.
+    probe = (
+        "import sys; from my_app import create_app; "
+        "create_app('testing', REDIS_URL='redis://127.0.0.1:1/0'); "
+        "print('fpdf' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, timeout=60).stdout.strip()  # fmt: skip
+    assert loaded == "False"

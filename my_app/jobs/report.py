@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from fontTools.ttLib import TTFont
-from fpdf import FPDF
-from fpdf.fonts import FontFace
 
 from . import ReportProgress
 
@@ -40,6 +38,11 @@ def render_report(
 
     Progress is reported after each section (and the table, when there is one).
     """
+    # Imported here: fpdf2 brings ~30,000 objects that only a worker rendering a report
+    # needs; the web process, which validates reports, never loads it.
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
+
     total = len(sections) + (1 if table else 0)
     pdf = FPDF(format="A4")
     pdf.set_title(title)
