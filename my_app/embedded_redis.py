@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "--if-absent", action="store_true", help="start nothing if a Redis already answers"
     )
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     url = urlsplit(args.url)
     host, port = url.hostname or "127.0.0.1", url.port or 6379
     if host not in ("127.0.0.1", "localhost"):
@@ -105,9 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0  # not reached
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM a clean exit (status 0).
+
+    Call it before printing anything: a process runner may send SIGTERM as soon as it
+    reads the first line.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
 def wait_for_signal() -> int:
     """Block until SIGINT or SIGTERM, so a process runner keeps the other processes up."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    exit_on_sigterm()
     try:
         signal.pause()
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from .embedded_redis import wait_for_signal
+from .embedded_redis import exit_on_sigterm, wait_for_signal
 
 DEFAULT_PORT = 8025
 
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=os.environ.get("MAIL_SINK_DIR", "var/mail"))
     parser.add_argument("--if-unconfigured", action="store_true")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     configured = os.environ.get("MAIL_SERVER") or os.environ.get("FLASK_MAIL_SERVER")
     if args.if_unconfigured and configured:
         print(f"MAIL_SERVER is {configured}; not starting the local mail sink.", flush=True)
