@@ -15,6 +15,8 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from .redis_io import run_script
+
 PREFIX = "jobs:"
 #: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
 ARTIFACT_FIELD_PREFIX = "artifact:"
@@ -90,7 +92,8 @@ def mark_started_script(client: redis.Redis) -> Script:
 
 def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:
     """Record that a worker started the task; True (and no start) if it was cancelled."""
-    return bool(mark_started_script(client)(keys=[task_key(task_id)], args=[utc_now(), expires]))
+    script = mark_started_script(client)
+    return bool(run_script(client, script, keys=[task_key(task_id)], args=[utc_now(), expires]))
 
 
 def record_outcome(client: redis.Redis, task_id: str, outcome: dict[str, Any]) -> None:
