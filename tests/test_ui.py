@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import serving, worker_process
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, Route, expect, sync_playwright
 from pypdf import PdfReader
 
 from my_app import create_app
@@ -175,3 +176,24 @@ def test_the_page_is_usable_at_360_px_and_saves_the_readme_screenshot(page, ui_s
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT, full_page=True)
     assert Image.open(io.BytesIO(SCREENSHOT.read_bytes())).width == 1280
+
+
+def test_a_late_answer_never_moves_a_finished_task_back(page, ui_server):
+    # A fast job's final event can reach the page before the answer to its own POST:
+    # hold that answer back until the job has finished, as a slow network would.
+    def answer_late(route: Route) -> None:
+        accepted = route.fetch()
+        task_url = ui_server + accepted.json()["links"]["self"]
+        deadline = time.monotonic() + 15
+        while requests.get(task_url, timeout=5).json()["state"] != "SUCCESS":
+            assert time.monotonic() < deadline, "the job did not finish"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the feed's SUCCESS event reaches the page first
+        route.fulfill(response=accepted)
+
+    page.route("**/api/tasks/slow", answer_late)
+    page.get_by_label("Seconds (0–3600)").fill("0")
+    task_id = submit(page, "/api/tasks/slow", "Start")
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS")
+    page.wait_for_timeout(300)  # the QUEUED answer has been handled
+    expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS")

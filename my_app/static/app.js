@@ -2,6 +2,7 @@
 // Live updates come from Server-Sent Events; polling is only the fallback.
 
 const ACTIVE = new Set(["QUEUED", "STARTED", "PROGRESS", "RETRY"]);
+const FINAL = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 const RETRYABLE = new Set(["FAILURE", "REVOKED"]);
 const POLL_MILLISECONDS = 2000;
 
@@ -91,6 +92,13 @@ function errorView(task) {
   return task.error ? element("span", { class: "error-text" }, `${task.error.type}: ${task.error.message}`) : null;
 }
 
+// A record that would move a finished task back. A fast job can finish, and its final
+// event arrive, before the answer to its own POST (or DELETE) does: that answer is older.
+function isBehind(task) {
+  const known = tasks.get(task.id);
+  return Boolean(known) && FINAL.has(known.state) && !FINAL.has(task.state);
+}
+
 function rowFor(task) {
   return element(
     "tr",
@@ -105,6 +113,7 @@ function rowFor(task) {
 }
 
 function showTask(task) {
+  if (isBehind(task)) return;
   const previous = tasks.get(task.id);
   tasks.set(task.id, task);
   const rows = document.querySelector("[data-task-rows]");
@@ -252,10 +261,17 @@ function setConnection(text) {
   if (status) status.textContent = text;
 }
 
-function follow(url, onTask, onFallback) {
+function follow(url, onTask, onFallback, onReconnect = () => {}) {
   if (!("EventSource" in window)) return onFallback();
   const source = new EventSource(url);
-  source.onopen = () => setConnection("Live: updates arrive as they happen.");
+  let opened = false;
+  source.onopen = () => {
+    setConnection("Live: updates arrive as they happen.");
+    // A reconnected stream starts from what is unfinished now: catch up on what
+    // finished while it was away.
+    if (opened) onReconnect();
+    opened = true;
+  };
   source.onmessage = (event) => onTask(JSON.parse(event.data));
   source.onerror = () => {
     // The browser reconnects by itself unless the stream could not be opened at all.
@@ -282,7 +298,7 @@ function startIndex() {
   for (const button of document.querySelectorAll("[data-add-section]")) {
     button.addEventListener("click", () => addSection(button.closest("form")));
   }
-  loadTasks().then(() => follow("/api/tasks/events", showTask, () => startPolling(loadTasks)));
+  loadTasks().then(() => follow("/api/tasks/events", showTask, () => startPolling(loadTasks), loadTasks));
   setInterval(tickDurations, 1000);
 }
 
@@ -291,6 +307,7 @@ function startIndex() {
 function showDetail(task) {
   const detail = document.querySelector("[data-task-detail]");
   const field = (name) => detail.querySelector(`[data-field="${name}"]`);
+  if (isBehind(task)) return;
   const previous = tasks.get(task.id);
   tasks.set(task.id, task);
   field("state").className = `badge state-${task.state}`;
