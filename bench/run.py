@@ -106,7 +106,7 @@ def submit_throughput(report: Report, redis_url: str, profile: dict) -> None:
 
 def status_reads(report: Report, redis_url: str, profile: dict) -> None:
     """Figure 2: GET /api/tasks/<id> against AsyncResult(id).state."""
-    ours, baseline = [], []
+    rates: dict[str, list[float]] = {"ours": [], "baseline": []}
     with serving_both(redis_url) as (ours_base, baseline_base):
         for round_number in range(profile["rounds"]):
             # A queued task (no worker runs here), read over and over.
@@ -114,13 +114,16 @@ def status_reads(report: Report, redis_url: str, profile: dict) -> None:
                                     headers={"Content-Type": "application/json"}).json()["id"]
             result_id = requests.post(f"{baseline_base}/submit", json={}, timeout=5).json()[
                 "result_id"]  # fmt: skip
-            targets = (f"{ours_base}/api/tasks/{task_id}", f"{baseline_base}/status/{result_id}")
+            targets = {
+                "ours": f"{ours_base}/api/tasks/{task_id}",
+                "baseline": f"{baseline_base}/status/{result_id}",
+            }
             if round_number == 0:
-                warm_up((url, None) for url in targets)
-            for url, rates in counterbalanced([(targets[0], ours), (targets[1], baseline)],
-                                              round_number):  # fmt: skip
-                rates.append(load(url, profile["seconds"])["rps"])
+                warm_up((url, None) for url in targets.values())
+            for name in counterbalanced(list(targets), round_number):
+                rates[name].append(load(targets[name], profile["seconds"])["rps"])
             flush(redis_url)
+    ours, baseline = rates["ours"], rates["baseline"]
     report.add("Status reads", "req/s", ours, baseline, ">= 1.0x baseline",
                median(ours) >= median(baseline))  # fmt: skip
 
@@ -129,8 +132,8 @@ def status_reads(report: Report, redis_url: str, profile: dict) -> None:
 def serving_both(redis_url: str) -> Iterator[tuple[str, str]]:
     """This service and the baseline, each under gunicorn on its own database.
 
-    Both stay up for all the rounds, and only the one under load is busy, so rounds
-    alternate A B A B within seconds of each other and share the machine's weather.
+    Both stay up for all the rounds, and only the one under load is busy, so paired rounds
+    run seconds apart and share the machine's weather.
     """
     ours = gunicorn(OURS_APP, f"{redis_url}/{DB['ours']}")
     baseline = gunicorn(BASELINE_APP, f"{redis_url}/{DB['baseline']}")

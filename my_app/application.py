@@ -32,5 +32,9 @@ class Flask(flask.Flask):
 
 @cache
 def is_coroutine_function(func: FunctionType) -> bool:
-    """Whether ``func`` is an ``async def`` function (functions are made once, at import)."""
+    """Whether ``func`` is an ``async def`` function.
+
+    Views and decorator layers are made at import and when an app is built, so the cache
+    holds a few entries per app.
+    """
     return inspect.iscoroutinefunction(func)

@@ -116,8 +116,8 @@ def exit_on_sigterm() -> None:
 
 
 def wait_for_signal() -> int:
-    """Block until SIGINT or SIGTERM, so a process runner keeps the other processes up."""
-    exit_on_sigterm()
+    """Block until SIGINT or SIGTERM (after ``exit_on_sigterm``), so a process runner keeps
+    the other processes up."""
     try:
         signal.pause()
     except KeyboardInterrupt:

@@ -2,7 +2,6 @@
 // Live updates come from Server-Sent Events; polling is only the fallback.
 
 const ACTIVE = new Set(["QUEUED", "STARTED", "PROGRESS", "RETRY"]);
-const FINAL = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 const RETRYABLE = new Set(["FAILURE", "REVOKED"]);
 const POLL_MILLISECONDS = 2000;
 
@@ -96,7 +95,7 @@ function errorView(task) {
 // event arrive, before the answer to its own POST (or DELETE) does: that answer is older.
 function isBehind(task) {
   const known = tasks.get(task.id);
-  return Boolean(known) && FINAL.has(known.state) && !FINAL.has(task.state);
+  return Boolean(known) && !ACTIVE.has(known.state) && ACTIVE.has(task.state);
 }
 
 function rowFor(task) {
