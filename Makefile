@@ -30,7 +30,7 @@ worker: $(STAMP)  ## a worker consuming WORKER_QUEUES with WORKER_CONCURRENCY pr
 		--queues=$(WORKER_QUEUES) --concurrency=$(WORKER_CONCURRENCY)
 
 redis: $(STAMP)  ## a private Redis at REDIS_URL, in the foreground
-	python -m my_app.embedded_redis
+	python -m devservers.embedded_redis
 
 test: $(STAMP)
 	python -m pytest $(PYTEST_ARGS)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import psutil
 import requests
 
-from my_app.embedded_redis import free_port, is_answering, redis_command
+from devservers.embedded_redis import free_port, is_answering, redis_command
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS_APP = "my_app:create_app()"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .application import Flask
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
 from .config import (
     Config,
     ProductionConfig,
@@ -18,21 +20,26 @@ from .config import (
 def create_app(config: str | type[Config] | None = None, **settings: Any) -> Flask:
     """Build the app.
 
-    Settings come from the config class (by class, by name, or ``APP_CONFIG``), then
-    ``REDIS_URL``/``SECRET_KEY``/``RESULT_EXPIRES`` and every ``FLASK_*`` environment
-    variable, then ``settings``.
+    Settings come from the config class (by class, by name, or ``APP_CONFIG``), then the
+    plain environment variables (``REDIS_URL``, ``SECRET_KEY``, ...) and every ``FLASK_*``
+    one, then ``settings``.
     """
     app = Flask(__name__)
-    app.json.sort_keys = False  # keep records in their natural order, and skip the sort
+    app.json.sort_keys = False  # keep records in their natural order
     chosen = config_class(config)
     app.config.from_object(chosen)
-    # The class's dict is shared; FLASK_CELERY__* variables must not change it in place.
-    app.config["CELERY"] = copy.deepcopy(chosen.CELERY)
+    # The class's dicts are shared; FLASK_CELERY__* and other nested variables must not
+    # change them in place.
+    for name in ("CELERY", "TASK_TIME_LIMITS"):
+        app.config[name] = copy.deepcopy(getattr(chosen, name))
     app.config.update(plain_env_overrides())
     app.config.from_prefixed_env()
     app.config.update(settings)
     if issubclass(chosen, ProductionConfig):
         check_production_settings(app.config)
+    if app.config["TRUSTED_PROXIES"]:
+        # X-Forwarded-For is believed only as far as the proxies we were told about.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
 
     register_extensions(app)
     register_blueprints(app)
@@ -40,28 +47,33 @@ def create_app(config: str | type[Config] | None = None, **settings: Any) -> Fla
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind Redis, Celery, the API and error handling to the app."""
+    """Bind Redis, Celery, the rate limiter, the API and error handling to the app."""
     from . import tasks  # noqa: F401  registers the tasks with the app's Celery
     from .celery_app import celery_init_app
     from .errors import register_error_handlers
-    from .extensions import NoSessions, api, redis_client
+    from .extensions import NoSessions, api, limiter, redis_client
+    from .worker import signals  # noqa: F401  the worker's side of the ledger
 
     app.session_interface = NoSessions()
     redis_client.init_app(app)
     celery_init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    limiter.init_app(app)
     api.init_app(app)
     register_error_handlers(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the API, the seed routes and the browser UI."""
+    """Mount the API, the quick-start routes and the browser UI."""
+    from .api.events import blp as events_blueprint
     from .api.jobs import blp as jobs_blueprint
+    from .api.run_task import blp as run_task_blueprint
     from .api.tasks import blp as tasks_blueprint
     from .extensions import api
-    from .run_task import blp as run_task_blueprint
     from .ui import bp as ui_blueprint
 
     api.register_blueprint(jobs_blueprint)
     api.register_blueprint(tasks_blueprint)
+    api.register_blueprint(events_blueprint)
     api.register_blueprint(run_task_blueprint)
     app.register_blueprint(ui_blueprint)

@@ -13,6 +13,8 @@ DEFAULT_SECRET_KEY = "dev"
 #: ``FLASK_``-prefixed form that reaches every setting.
 PLAIN_ENV_SETTINGS = (
     "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "TRUSTED_PROXIES",
     "SECRET_KEY",
     "RESULT_EXPIRES",
     "MAIL_SERVER",
@@ -30,7 +32,21 @@ class Config:
     """Defaults shared by every environment."""
 
     SECRET_KEY = DEFAULT_SECRET_KEY
+    #: The Redis that holds the ledger, results and artifacts (and, by default, the queue).
     REDIS_URL = "redis://127.0.0.1:6379/0"
+    #: Celery's broker, when it is not REDIS_URL: another Redis, or RabbitMQ (amqp://...).
+    CELERY_BROKER_URL: str | None = None
+    #: Whose tasks those are that were queued outside the HTTP API (a shell, celery call,
+    #: beat, Flower, another service).
+    DEFAULT_OWNER = "public"
+    #: Proxies in front of the web server that set X-Forwarded-For (werkzeug's ProxyFix);
+    #: 0 trusts no proxy and counts the connecting address.
+    TRUSTED_PROXIES = 0
+    #: The queues workers consume; report and thumbnail jobs go to "heavy".
+    TASK_QUEUES = ("default", "heavy")
+    #: Seconds a task may sit QUEUED, unseen by any worker, before the API checks that its
+    #: message is still in its queue (a purged or lost message shows as LOST).
+    LOST_CHECK_AFTER_SECONDS = 10.0
     # Seconds a task's result, ledger entry and artifacts are kept after submission.
     RESULT_EXPIRES = 24 * 3600
     # Seconds a client connecting to Redis waits before the API answers 503.
@@ -41,8 +57,10 @@ class Config:
     # How long an Idempotency-Key is remembered.
     IDEMPOTENCY_TTL = 24 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
-    # Submissions a client (by address) may make a minute; 0 means no limit.
+    # Submissions a client (by address) may make a minute; 0 means no limit. Counted by
+    # Flask-Limiter in RATELIMIT_STORAGE_URI (default: REDIS_URL).
     SUBMIT_RATE_LIMIT = 600
+    RATELIMIT_HEADERS_ENABLED = True
 
     # Files jobs produce and images users upload live in Redis, so cap them.
     ARTIFACT_MAX_BYTES = 20 * 1024 * 1024
@@ -50,7 +68,8 @@ class Config:
     MAX_IMAGE_PIXELS = 40_000_000
 
     # Seconds each kind of job may run: at "soft" it is stopped and fails with "time limit
-    # exceeded"; at "hard" its process is killed. The slow job runs up to an hour.
+    # exceeded"; at "hard" its process is killed. The slow job runs up to an hour. They
+    # become the tasks' own limits (task_annotations), so every producer's tasks get them.
     TASK_TIME_LIMITS: dict[str, dict[str, float]] = {
         "slow": {"soft": 3660, "hard": 3720},
         "email": {"soft": 120, "hard": 150},
@@ -84,8 +103,9 @@ class Config:
     OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
     OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
 
-    # Celery settings in Celery's own lower-case names; broker_url and result_backend are
-    # always REDIS_URL (see celery_app.celery_settings).
+    # Celery settings in Celery's own lower-case names. broker_url defaults to
+    # CELERY_BROKER_URL or REDIS_URL, result_backend to REDIS_URL; see
+    # celery_app.celery_settings for the few values the service refuses.
     CELERY: dict[str, Any] = {
         "task_serializer": "json",
         "result_serializer": "json",
@@ -94,8 +114,6 @@ class Config:
         # own STARTED would cost every task one more write and publish.
         "task_track_started": False,
         "task_default_queue": "default",
-        # Workers keep reconnecting through a Redis restart (the API's quick 503 comes
-        # from REDIS_CONNECT_TIMEOUT: submissions do not go through kombu).
         "broker_connection_retry_on_startup": True,
         # Late-acknowledged jobs are redelivered after this many seconds unacknowledged;
         # it must outlast the longest job (the slow job runs up to an hour).
@@ -106,6 +124,7 @@ class Config:
         "redis_socket_connect_timeout": 1.0,
         "redis_socket_timeout": 5.0,
         "worker_hijack_root_logger": False,
+        # Routing is configuration, so tasks sent by name (celery call, beat) go there too.
         "task_routes": {
             "my_app.tasks.report_task": {"queue": "heavy"},
             "my_app.tasks.thumbnail_task": {"queue": "heavy"},

@@ -6,13 +6,24 @@ from flask import Flask, current_app
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from werkzeug.exceptions import Conflict, HTTPException, ServiceUnavailable, TooManyRequests
+from werkzeug.exceptions import Conflict, HTTPException, ServiceUnavailable
 
 from .extensions import api
-from .rate_limit import RateLimited
-from .submission import IdempotencyConflict
+from .store.idempotency import IdempotencyConflict
 
 RETRY_AFTER_SECONDS = 5
+
+
+def http_error(error: HTTPException) -> tuple[dict, int, dict]:
+    """Any HTTP error as flask-smorest's JSON (``code``, ``status``, ``message``,
+    ``errors``), always with a message and with werkzeug's own headers (a 405's Allow,
+    a 429's Retry-After), minus its HTML content type."""
+    payload, code, headers = api.handle_http_exception(error)
+    payload.setdefault("message", error.description)
+    protocol_headers = {
+        name: value for name, value in error.get_headers() if name != "Content-Type"
+    }
+    return payload, code, {**protocol_headers, **(headers or {})}
 
 
 def json_error(
@@ -20,23 +31,18 @@ def json_error(
 ) -> tuple[dict, int, dict]:
     """An error response in the API's shape."""
     error.data = {"message": message, "headers": headers or {}}
-    return api.handle_http_exception(error)
+    return http_error(error)
 
 
 def queue_unavailable(error: Exception) -> tuple[dict, int, dict]:
-    """Answer 503 when Redis (broker, results or ledger) cannot be reached."""
-    current_app.logger.warning("Redis unavailable: %s", error)
+    """Answer 503 when Redis or the broker cannot be reached."""
+    current_app.logger.warning("Redis or the broker is unavailable: %s", error)
     return json_error(
         ServiceUnavailable(),
-        "The task queue is unavailable right now (Redis did not answer); "
+        "The task queue is unavailable right now (Redis or the broker did not answer); "
         "nothing was queued. Try again shortly.",
         {"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
-
-
-def rate_limited(error: RateLimited) -> tuple[dict, int, dict]:
-    """Answer 429 with the seconds until the window reopens."""
-    return json_error(TooManyRequests(), str(error), {"Retry-After": str(error.retry_after)})
 
 
 def idempotency_conflict(error: IdempotencyConflict) -> tuple[dict, int, dict]:
@@ -45,8 +51,12 @@ def idempotency_conflict(error: IdempotencyConflict) -> tuple[dict, int, dict]:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Map service and infrastructure failures to HTTP errors (HTTP errors are the Api's)."""
+    """Map HTTP errors and infrastructure failures to JSON errors.
+
+    Registered after ``api.init_app``, so ``http_error`` takes over the Api's handler of
+    HTTPException and adds to what it answers.
+    """
+    app.register_error_handler(HTTPException, http_error)
     for error in (RedisConnectionError, RedisTimeoutError, OperationalError):
         app.register_error_handler(error, queue_unavailable)
-    app.register_error_handler(RateLimited, rate_limited)
     app.register_error_handler(IdempotencyConflict, idempotency_conflict)

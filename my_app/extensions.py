@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import flask_smorest
 import redis
 from flask import Flask, Request, Response, current_app
 from flask.sessions import SessionInterface, SessionMixin
-from flask_smorest.pagination import PaginationMetadataSchema
-from werkzeug.exceptions import HTTPException
-
-
-class Api(flask_smorest.Api):
-    """flask-smorest's Api, with a message and the protocol headers on every error."""
-
-    def handle_http_exception(self, error: HTTPException) -> tuple[dict, int, dict]:
-        """The JSON error body: ``code``, ``status``, ``message`` and, if any, ``errors``."""
-        payload, code, headers = super().handle_http_exception(error)
-        payload.setdefault("message", error.description)
-        # Werkzeug's own headers, such as a 405's Allow, minus its HTML content type.
-        protocol_headers = {
-            name: value for name, value in error.get_headers() if name != "Content-Type"
-        }
-        return payload, code, {**protocol_headers, **(headers or {})}
-
-    def _register_pagination_header(self) -> None:
-        # X-Pagination carries JSON; OpenAPI says so with `content`, not a bare `schema`.
-        self.spec.components.header(
-            "PAGINATION",
-            {
-                "description": "Pagination metadata",
-                "content": {"application/json": {"schema": PaginationMetadataSchema}},
-            },
-            lazy=True,
-        )
-
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_smorest import Api
 
 api = Api()
+
+#: Rate limits counted in Redis (RATELIMIT_STORAGE_URI, by default REDIS_URL), by client
+#: address; behind TRUSTED_PROXIES that address comes from X-Forwarded-For.
+limiter = Limiter(key_func=get_remote_address)
 
 
 class NoSessions(SessionInterface):
@@ -50,10 +28,10 @@ class NoSessions(SessionInterface):
 
 
 class RedisClient:
-    """The app's clients of the Redis at ``REDIS_URL``.
+    """The app's clients of the Redis at ``REDIS_URL`` (ledger, artifacts, uploads).
 
-    ``client`` answers text (the ledger, idempotency keys, event streams); ``binary``
-    answers bytes (artifacts and uploads). Celery keeps its own connections.
+    ``client`` answers text (the ledger, idempotency keys); ``binary`` answers bytes
+    (artifacts and uploads). Celery keeps its own connections for the broker and results.
     """
 
     def init_app(self, app: Flask) -> None:

@@ -1,81 +1,34 @@
-"""Submitting a job: one atomic Redis script counts, claims, enqueues and records it.
+"""Queueing tasks: the ledger entry first, then Celery's own publish.
 
-The script checks the client's rate limit, claims the Idempotency-Key, pushes Celery's
-message onto its queue and writes the ledger entry, all or nothing, in one round trip:
-every accepted task has both a message and a ledger entry, and nothing is half done.
+Every task a process queues through a Task (``.delay()``, ``apply_async``, a canvas,
+beat, Flower) passes ``recorded_publish`` (called by ``FlaskTask.apply_async``). Tasks
+sent by name (``send_task``, ``celery call``) are recorded by ``record_sent_by_name``,
+Celery's ``before_task_publish`` signal. A message that arrives with no entry at all
+(another service published it) is recorded by the worker that takes it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-import uuid
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-import redis
-from celery import Celery
-from flask import current_app
-from redis.commands.core import Script
+from celery import Celery, Task, uuid
+from celery.signals import before_task_publish
+from flask import Flask, current_app
 
-from . import ledger, task_state
-from .celery_message import route_queue, task_message
-from .extensions import redis_client
-from .rate_limit import WINDOW_SECONDS, RateLimited
-from .redis_io import run_script
-from .tasks import TASKS_BY_KIND
+from .store import idempotency, ledger, task_records
+from .store.keys import owner_channel, task_key
 
-# KEYS: ledger hash, owner's sorted set, owner's channel, queue list, rate counter,
-#       idempotency key.
-# ARGV: task id, message, now, expires, rate limit (0: none), rate window,
-#       idempotency claim ("" : none), its TTL, then the ledger entry's fields and values.
-SUBMIT_SCRIPT = """
-local limit = tonumber(ARGV[5])
-if limit > 0 then
-  local count = redis.call('INCR', KEYS[5])
-  if count == 1 then redis.call('EXPIRE', KEYS[5], ARGV[6]) end
-  if count > limit then return {'rate_limited', tostring(redis.call('TTL', KEYS[5]))} end
-end
-if ARGV[7] ~= '' then
-  local earlier = redis.call('GET', KEYS[6])
-  if earlier then return {'replay', earlier} end
-  redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
-end
-redis.call('LPUSH', KEYS[4], ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', KEYS[3], ARGV[1])
-return {'queued'}
-"""
+KWARGSREPR_MAX = 1024
 
-
-@cache
-def submit_script(client: redis.Redis) -> Script:
-    """The submission script, registered once per client (its SHA is computed once)."""
-    return client.register_script(SUBMIT_SCRIPT)
-
-
-@cache
-def task_name_of(kind: str) -> str:
-    """The Celery task name of a kind of job."""
-    return TASKS_BY_KIND[kind].name
-
-
-def request_fingerprint(kind: str, inputs: dict[str, Any]) -> str:
-    """What an Idempotency-Key must be sent with again to replay its task."""
-    return hashlib.sha256(json.dumps([kind, inputs], sort_keys=True).encode()).hexdigest()
-
-
-@cache
-def queue_of(celery_app: Celery, task_name: str) -> str:
-    """The queue a task is routed to (routing is configuration: it does not change)."""
-    return route_queue(celery_app, task_name)
+#: The id of the task ``recorded_publish`` is publishing in this context: the signal
+#: handler leaves it alone.
+_publishing: ContextVar[str | None] = ContextVar("publishing", default=None)
 
 
 @dataclass(frozen=True)
@@ -86,104 +39,203 @@ class Submission:
     created: bool = True
 
 
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was already used with a different request."""
+def kind_of(celery_app: Celery, task_name: str) -> str:
+    """The kind a task shows: its ``kind`` option, else its Celery name."""
+    task = celery_app.tasks.get(task_name)
+    return getattr(task, "kind", None) or task_name
 
 
-def current_owner() -> str:
-    """Whose tasks these are.
+@cache
+def routed_queue(celery_app: Celery, task_name: str) -> str:
+    """The queue ``task_routes`` (or the default queue) sends a task to."""
+    return celery_app.amqp.router.route({}, task_name)["queue"].name
 
-    Every caller shares one namespace until an authentication layer names callers;
-    the ledger already files each task under its owner.
+
+def queue_name(celery_app: Celery, task_name: str, options: dict[str, Any]) -> str:
+    """The queue a publish with ``options`` goes to."""
+    queue = options.get("queue")
+    if queue is None:
+        return routed_queue(celery_app, task_name)
+    return queue if isinstance(queue, str) else queue.name
+
+
+def named_inputs(task: Task | None, args: Any, kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
+    """A call's arguments by parameter name where the task's signature allows, so a
+    ``.delay("Ada", 3)`` shows (and retries) as ``{"name": "Ada", "seconds": 3}``."""
+    args, kwargs = list(args or ()), dict(kwargs or {})
+    if not args or task is None:
+        return kwargs, args
+    try:
+        bound = inspect.signature(task.run).bind(*args, **kwargs)
+    except TypeError:
+        return kwargs, args
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(bound.signature.parameters[name].kind not in plain for name in bound.arguments):
+        return kwargs, args
+    return dict(bound.arguments), []
+
+
+def default_owner(flask_app: Flask, celery_app: Celery) -> str:
+    """The owner of a task queued outside the HTTP API: its parent's, when a worker's
+    task queues it (a chain's next step), else ``DEFAULT_OWNER``."""
+    parent = celery_app.current_worker_task
+    if parent is not None and parent.request.id:
+        owner = flask_app.extensions["redis"].hget(task_key(parent.request.id), "owner")
+        if owner:
+            return owner
+    return flask_app.config["DEFAULT_OWNER"]
+
+
+def entry_for(task: Task, task_id: str, args: Any, kwargs: Any, options: dict) -> dict[str, str]:
+    """The ledger entry of a task queued by a caller other than the API."""
+    celery_app = task.app
+    inputs, leftover_args = named_inputs(task, args, kwargs)
+    return ledger.new_entry(
+        task_id,
+        kind=kind_of(celery_app, task.name),
+        task_name=task.name,
+        owner=default_owner(task.flask_app, celery_app),
+        queue=queue_name(celery_app, task.name, options),
+        inputs=inputs,
+        args=leftover_args,
+    )
+
+
+@contextmanager
+def recorded_publish(
+    task: Task,
+    args: Any,
+    kwargs: Any,
+    task_id: str | None,
+    options: dict[str, Any],
+    entry: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Write the task's ledger entry, let the caller publish, and announce the task.
+
+    Yields the task id to publish under. If the publish raises, the entry is removed:
+    no entry claims a task that was never queued. A retry of a running task
+    (``retries`` set) republishes an id the ledger already has, and is left alone.
     """
-    return "public"
+    if options.get("retries"):
+        yield task_id or uuid()
+        return
+    flask_app = task.flask_app
+    client = flask_app.extensions["redis"]
+    task_id = task_id or (entry or {}).get("id") or uuid()
+    entry = entry or entry_for(task, task_id, args, kwargs, options)
+    ledger.record_submission(client, entry, flask_app.config["RESULT_EXPIRES"])
+    publishing = _publishing.set(task_id)
+    try:
+        yield task_id
+    except BaseException:
+        ledger.forget_submission(client, task_id, entry["owner"])
+        raise
+    finally:
+        _publishing.reset(publishing)
+    announce(task, entry)
+
+
+def announce(task: Task, entry: dict[str, str]) -> None:
+    """Tell the owner's live feed about a new task, on the result backend's Redis, where
+    the feed follows its results."""
+    task.app.backend.client.publish(owner_channel(entry["owner"]), entry["id"])
+
+
+@before_task_publish.connect
+def record_sent_by_name(
+    sender: str, headers: dict[str, Any], body: Any, routing_key: str, **_: Any
+) -> None:
+    """Record a task published without ``apply_async`` (``send_task``, ``celery call``).
+
+    Celery logs and ignores an exception raised here, so such a task may reach the
+    queue unrecorded; its worker then records it.
+    """
+    from celery import current_app as celery_app
+
+    task_id = headers.get("id")
+    flask_app = getattr(celery_app.Task, "flask_app", None)
+    if not task_id or task_id == _publishing.get() or headers.get("retries") or not flask_app:
+        return
+    args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ((), {})
+    inputs, leftover_args = named_inputs(celery_app.tasks.get(sender), args, kwargs)
+    entry = ledger.new_entry(
+        task_id,
+        kind=kind_of(celery_app, sender),
+        task_name=sender,
+        owner=flask_app.config["DEFAULT_OWNER"],
+        queue=routing_key,
+        inputs=inputs,
+        args=leftover_args,
+    )
+    ledger.record_submission(
+        flask_app.extensions["redis"], entry, flask_app.config["RESULT_EXPIRES"]
+    )
+    celery_app.backend.client.publish(owner_channel(entry["owner"]), task_id)
 
 
 def submit_job(
-    kind: str,
+    task_name: str,
     inputs: dict[str, Any],
     *,
+    owner: str,
+    args: list[Any] | None = None,
     idempotency_key: str | None = None,
     retry_of: str | None = None,
-    client_address: str | None = None,
 ) -> Submission:
-    """Queue a job of ``kind`` with ``inputs`` (its task's keyword arguments).
+    """Queue the task ``task_name`` with ``inputs`` (its keyword arguments) for ``owner``.
 
-    ``client_address`` is counted against ``SUBMIT_RATE_LIMIT``; an ``idempotency_key``
-    seen before with the same kind and inputs returns the earlier task instead.
+    An ``idempotency_key`` seen before with the same task and inputs returns the earlier
+    task instead; a key that is claimed but whose publish fails is released.
     """
     config = current_app.config
     celery_app = current_app.extensions["celery"]
-    client = redis_client.client
-    owner = current_owner()
-    task_id = str(uuid.uuid4())
-    task_name = task_name_of(kind)
-    queue = queue_of(celery_app, task_name)
-    limits = config["TASK_TIME_LIMITS"].get(kind, {})
-    message = task_message(
-        celery_app,
-        task_name,
-        task_id,
-        inputs,
-        queue=queue,
-        soft_time_limit=limits.get("soft"),
-        time_limit=limits.get("hard"),
-    )
-    now = time.time()
-    entry = {
-        "id": task_id,
-        "kind": kind,
-        "owner": owner,
-        "inputs": json.dumps(inputs),
-        "submitted_at": datetime.fromtimestamp(now, UTC).isoformat(),
-    }
-    if retry_of:
-        entry["retry_of"] = retry_of
-    fingerprint = request_fingerprint(kind, inputs) if idempotency_key else ""
-    rate_limit = config["SUBMIT_RATE_LIMIT"] if client_address else 0
-    window = int(now // WINDOW_SECONDS)
-    reply = run_script(
-        client,
-        submit_script(client),
-        keys=[
-            ledger.task_key(task_id),
-            ledger.owner_key(owner),
-            ledger.owner_channel(owner),
-            queue,
-            ledger.rate_key(client_address or "-", window),
-            ledger.idempotency_key(owner, idempotency_key or ""),
-        ],
-        args=[
-            task_id,
-            message,
-            now,
-            config["RESULT_EXPIRES"],
-            rate_limit,
-            WINDOW_SECONDS,
-            f"{task_id} {fingerprint}" if idempotency_key else "",
-            config["IDEMPOTENCY_TTL"],
-            *(item for field in entry.items() for item in field),
-        ],
-    )
-    outcome = reply[0]
-    if outcome == "rate_limited":
-        raise RateLimited(rate_limit, retry_after=max(1, int(reply[1])))
-    if outcome == "replay":
-        return replay(client, reply[1], fingerprint)
-    return Submission(task_state.describe(ledger.decode_entry(entry), None))
-
-
-def replay(client: Any, claim: str, fingerprint: str) -> Submission:
-    """The task an Idempotency-Key created before, if the request is the same."""
-    earlier_id, _, earlier_fingerprint = claim.partition(" ")
-    if earlier_fingerprint != fingerprint:
-        raise IdempotencyConflict(
-            "This Idempotency-Key was already used with a different request; "
-            "send a new key for a new job."
+    client = current_app.extensions["redis"]
+    task = celery_app.tasks[task_name]
+    task_id = uuid()
+    if idempotency_key:
+        fingerprint = idempotency.request_fingerprint(task_name, [args or [], inputs])
+        earlier_id = idempotency.claim(
+            client, owner, idempotency_key, task_id, fingerprint, config["IDEMPOTENCY_TTL"]
         )
-    earlier = task_state.load_task(client, earlier_id)
-    if earlier is None:  # the key outlived its task (IDEMPOTENCY_TTL > RESULT_EXPIRES)
-        raise IdempotencyConflict(
-            "The task this Idempotency-Key created has expired; send a new key for a new job."
+        if earlier_id is not None:
+            return replay(earlier_id)
+    entry = ledger.new_entry(
+        task_id,
+        kind=kind_of(celery_app, task_name),
+        task_name=task_name,
+        owner=owner,
+        queue=routed_queue(celery_app, task_name),
+        inputs=inputs,
+        args=args or [],
+        retry_of=retry_of,
+    )
+    try:
+        task.apply_async(
+            args=args or (),
+            kwargs=inputs,
+            task_id=task_id,
+            ledger_entry=entry,
+            # What workers log; Celery's default saferepr costs more than the publish.
+            argsrepr=repr(tuple(args or ())),
+            kwargsrepr=repr(inputs)[:KWARGSREPR_MAX],
+        )
+    except BaseException:
+        if idempotency_key:
+            idempotency.release(client, owner, idempotency_key)
+        raise
+    return Submission(task_records.describe(ledger.decode_entry(entry), None))
+
+
+def replay(earlier_id: str) -> Submission:
+    """The task an Idempotency-Key created before."""
+    earlier = task_records.load_task(
+        current_app.extensions["redis"], current_app.extensions["celery"].backend, earlier_id
+    )
+    if earlier is None:
+        # Claimed by a request still publishing, or the key outlived its task
+        # (IDEMPOTENCY_TTL > RESULT_EXPIRES).
+        raise idempotency.IdempotencyConflict(
+            "The task this Idempotency-Key created is not available (still being queued, "
+            "or expired); retry shortly, or send a new key for a new job."
         )
     return Submission(earlier, created=False)

@@ -1,7 +1,9 @@
-"""Celery tasks: thin wrappers that run a job from ``my_app.jobs`` inside a worker.
+"""Celery tasks: thin wrappers that run a job from ``my_app.worker.jobs`` inside a worker.
 
-Jobs that are safe to repeat acknowledge late and are requeued if their worker process
-dies; email is too, and its sent-once guard keeps a redelivery from sending twice.
+Each task carries its job policy, whoever queues it: its ``kind`` (what the API and the
+page call it), late acknowledgement with redelivery if its worker process dies (email
+too: its sent-once guard keeps a redelivery from sending twice); its time limits come
+from ``TASK_TIME_LIMITS`` as task annotations, and its queue from ``task_routes``.
 """
 
 from __future__ import annotations
@@ -11,25 +13,25 @@ from typing import Any
 from celery import Task, shared_task
 from flask import current_app
 
-from . import artifacts, ledger
 from .extensions import redis_client
-from .job_run import backoff_seconds, job_run, retry_job
-from .jobs.email import SmtpSettings, TransientEmailError, build_message, send_email
-from .jobs.report import render_report
-from .jobs.slow import count_slowly
-from .jobs.thumbnail import make_thumbnails
+from .store import artifacts, ledger
+from .worker.job_run import backoff_seconds, job_run, retry_job
+from .worker.jobs.email import SmtpSettings, TransientEmailError, build_message, send_email
+from .worker.jobs.report import render_report
+from .worker.jobs.slow import count_slowly
+from .worker.jobs.thumbnail import make_thumbnails
 
 REDELIVERED_IF_LOST = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(bind=True, **REDELIVERED_IF_LOST)
+@shared_task(bind=True, kind="slow", **REDELIVERED_IF_LOST)
 def slow_task(self: Task, name: str, seconds: int = 10) -> str:
     """Count ``seconds`` seconds with progress, then greet ``name``."""
     with job_run(self) as run:
         return count_slowly(name, seconds, run.report)
 
 
-@shared_task(bind=True, **REDELIVERED_IF_LOST)
+@shared_task(bind=True, kind="email", **REDELIVERED_IF_LOST)
 def email_task(
     self: Task, to: list[str], subject: str, text: str, html: str | None = None
 ) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def email_task(
         return outcome
 
 
-@shared_task(bind=True, **REDELIVERED_IF_LOST)
+@shared_task(bind=True, kind="report", **REDELIVERED_IF_LOST)
 def report_task(
     self: Task, title: str, sections: list[dict[str, str]], table: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def report_task(
         return {"url": url, "pages": pages, "size_bytes": len(pdf)}
 
 
-@shared_task(bind=True, **REDELIVERED_IF_LOST)
+@shared_task(bind=True, kind="thumbnail", **REDELIVERED_IF_LOST)
 def thumbnail_task(
     self: Task, upload_id: str, sizes: list[int], format: str
 ) -> list[dict[str, Any]]:

@@ -6,10 +6,9 @@ from uuid import UUID
 
 from flask import Blueprint, render_template
 
-from . import task_state
-from .api.tasks import with_links
-from .extensions import redis_client
-from .submission import current_owner
+from .api.events import present
+from .api.tasks import load_tasks
+from .owners import current_owner
 
 bp = Blueprint("ui", __name__)
 
@@ -23,7 +22,7 @@ def index() -> str:
 @bp.get("/tasks/<uuid:task_id>")
 def task_detail(task_id: UUID) -> tuple[str, int]:
     """One task's full record, result, error and artifacts, kept live."""
-    task = task_state.load_task(redis_client.client, str(task_id))
-    if task is None or task["owner"] != current_owner():
+    found = load_tasks([str(task_id)])
+    if not found or found[0]["owner"] != current_owner():
         return render_template("task.html", task=None, task_id=task_id), 404
-    return render_template("task.html", task=with_links(task), task_id=task_id), 200
+    return render_template("task.html", task=present(found[0]), task_id=task_id), 200

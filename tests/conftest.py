@@ -21,10 +21,10 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
-from my_app import create_app, ledger
-from my_app.embedded_redis import free_port, is_answering, redis_command
-from my_app.job_run import retry_job
-from my_app.tasks import TASKS_BY_KIND
+from devservers.embedded_redis import free_port, is_answering, redis_command
+from my_app import create_app
+from my_app.store import keys
+from my_app.worker.job_run import retry_job
 
 
 @shared_task
@@ -48,10 +48,6 @@ def flaky(self: Task, failures: int) -> int:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# The test-only job kinds go through the same submission path as the real ones.
-TASKS_BY_KIND["explode"] = explode
-TASKS_BY_KIND["flaky"] = flaky
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
@@ -135,9 +131,11 @@ def purge_queues(app: Flask) -> None:
 
 
 @contextmanager
-def worker_process(redis_url: str, *options: str) -> Iterator[subprocess.Popen]:
+def worker_process(
+    redis_url: str, *options: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     """A ``celery -A celery_worker worker`` subprocess on ``redis_url``, stopped on exit."""
-    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing"}
+    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing", **(env or {})}
     command = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker",
                "--loglevel=WARNING", "--without-mingle", "--without-gossip", *options]  # fmt: skip
     worker = subprocess.Popen(command, cwd=ROOT, env=env)
@@ -185,7 +183,7 @@ def smtp_server(app: Flask) -> Iterator[Any]:
 def forget_ledger(app: Flask) -> None:
     """Delete the app's ledger (not Celery's queues: FLUSHDB would drop kombu's bindings)."""
     client = app.extensions["redis"]
-    for key in client.scan_iter(f"{ledger.PREFIX}*", count=1000):
+    for key in client.scan_iter(f"{keys.PREFIX}*", count=1000):
         client.delete(key)
 
 

@@ -10,14 +10,14 @@ from aiosmtpd.controller import Controller
 from celery.signals import task_postrun
 from conftest import RecordingSmtpHandler, wait_for_state
 
-from my_app.jobs.email import (
+from my_app.tasks import email_task
+from my_app.worker.jobs.email import (
     PermanentEmailError,
     SmtpSettings,
     TransientEmailError,
     build_message,
     send_email,
 )
-from my_app.tasks import email_task
 
 EMAIL = {
     "to": ["ada@example.com", "grace@example.org"],
@@ -51,7 +51,7 @@ def test_send_email_hands_the_exact_message_to_the_server(smtp_server):
 
 
 def test_an_unreachable_server_is_transient():
-    from my_app.embedded_redis import free_port
+    from devservers.embedded_redis import free_port
 
     settings = SmtpSettings(server="127.0.0.1", port=free_port(), timeout=2)
     with pytest.raises(TransientEmailError, match="Could not reach"):
@@ -90,7 +90,7 @@ def test_smtp_credentials_never_enter_the_task_message(client, smtp_server, app)
 
 def test_a_down_server_means_retry_then_success_once_it_is_up(client, app):
     handler = RecordingSmtpHandler()
-    from my_app.embedded_redis import free_port
+    from devservers.embedded_redis import free_port
 
     port = free_port()
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)

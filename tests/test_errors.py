@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devservers.embedded_redis import free_port
 from my_app import create_app
-from my_app.embedded_redis import free_port
 
 
 def assert_json_error(response, code):

@@ -53,13 +53,37 @@ def test_environment_overrides_settings(monkeypatch):
     assert "worker_prefetch_multiplier" not in TestingConfig.CELERY
 
 
-def test_a_broker_elsewhere_than_redis_url_is_refused():
-    # Submission writes the message and the ledger in one script: one Redis for both.
-    with pytest.raises(ValueError, match="must be REDIS_URL"):
-        create_app(
-            "testing",
-            CELERY={**TestingConfig.CELERY, "broker_url": "redis://127.0.0.1:6391/5"},
-        )
+def test_the_broker_may_be_any_celery_broker(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6390/3")
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    celery_conf = create_app("testing").extensions["celery"].conf
+    assert celery_conf.broker_url == "amqp://guest:guest@127.0.0.1:5672//"
+    assert celery_conf.result_backend.endswith("+redis://127.0.0.1:6390/3")
+    monkeypatch.delenv("CELERY_BROKER_URL")
+    monkeypatch.setenv("FLASK_CELERY__broker_url", "redis://127.0.0.1:6391/5")
+    assert create_app("testing").extensions["celery"].conf.broker_url == "redis://127.0.0.1:6391/5"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("task_always_eager", True, "task_always_eager"),
+        ("task_ignore_result", True, "task_ignore_result"),
+        ("result_backend", "db+sqlite:///results.db", "result_backend"),
+    ],
+)
+def test_celery_settings_the_service_cannot_honour_are_refused_by_name(setting, value, words):
+    with pytest.raises(ValueError, match=words):
+        create_app("testing", CELERY={**TestingConfig.CELERY, setting: value})
+
+
+def test_the_tasks_carry_their_policy(monkeypatch):
+    monkeypatch.setenv("FLASK_TASK_TIME_LIMITS__report__soft", "60")
+    celery_app = create_app("testing").extensions["celery"]
+    report = celery_app.tasks["my_app.tasks.report_task"]
+    assert (report.soft_time_limit, report.time_limit) == (60, 330)
+    assert celery_app.tasks["my_app.tasks.slow_task"].time_limit == 3720
+    assert {queue.name for queue in celery_app.conf.task_queues} == {"default", "heavy"}
 
 
 def test_production_refuses_the_default_secret(monkeypatch):

@@ -13,10 +13,14 @@ from my_app import create_app
 
 @pytest.fixture(scope="module")
 def prefork_worker(redis_url):
-    """``celery worker --pool=prefork --concurrency=1`` on database 3."""
+    """``celery worker --pool=prefork --concurrency=1`` on database 3.
+
+    Its slow job has no soft limit of its own: each test's message brings its limits.
+    """
     with worker_process(
-        f"{redis_url}/3", "--pool=prefork", "--concurrency=1", "--queues=default,heavy"
-    ) as worker:
+        f"{redis_url}/3", "--pool=prefork", "--concurrency=1", "--queues=default,heavy",
+        env={"FLASK_TASK_TIME_LIMITS": '{"slow": {"hard": 3720}}'},
+    ) as worker:  # fmt: skip
         yield worker
 
 

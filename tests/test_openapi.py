@@ -11,8 +11,9 @@ import requests
 from conftest import purge_queues, wait_until
 from openapi_spec_validator import validate
 
-from my_app import ledger, task_state
-from my_app.submission import current_owner
+from my_app.api.tasks import load_tasks
+from my_app.owners import current_owner
+from my_app.store import ledger
 
 
 def test_the_spec_is_valid_openapi(client):
@@ -61,15 +62,16 @@ def test_the_live_service_honours_its_schema(app, live_server, tmp_path):
     )  # fmt: skip
     # Stop whatever the generated requests queued, so the worker is free for other tests:
     # running ones stop at their next step, held ones are dropped, waiting ones purged.
-    for task_id in ledger.owner_task_ids(app.extensions["redis"], current_owner()):
-        requests.delete(f"{live_server}/api/tasks/{task_id}", timeout=5)
-    purge_queues(app)
     redis = app.extensions["redis"]
-    wait_until(
-        lambda: all(
-            task["state"] not in {"STARTED", "PROGRESS", "RETRY"}
-            for task in task_state.load_tasks(redis, ledger.owner_task_ids(redis, current_owner()))
-        ),
-        timeout=120,
-    )
+    with app.test_request_context():
+        for task_id in ledger.owner_task_ids(redis, current_owner()):
+            requests.delete(f"{live_server}/api/tasks/{task_id}", timeout=5)
+        purge_queues(app)
+        wait_until(
+            lambda: all(
+                task["state"] not in {"STARTED", "PROGRESS", "RETRY"}
+                for task in load_tasks(ledger.owner_task_ids(redis, current_owner()))
+            ),
+            timeout=120,
+        )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

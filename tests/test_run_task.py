@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import wait_for_state
-
-from my_app.submission import submit_job
+from conftest import explode, wait_for_state
 
 
 def test_run_task_answers_202_with_a_status_url(client):
@@ -51,8 +49,7 @@ def test_a_queued_task_is_reported_queued(idle_app):
 
 
 def test_failure_is_reported_with_its_message(app, client):
-    with app.test_request_context():
-        task_id = submit_job("explode", {"message": "the disk is full"}).task["id"]
+    task_id = explode.delay("the disk is full").id
     body = wait_for_state(client, f"/status/{task_id}", {"FAILURE"})
     assert body["error"] == {"type": "ValueError", "message": "the disk is full"}
     assert body["result"] is None

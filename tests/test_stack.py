@@ -11,7 +11,7 @@ import psutil
 import requests
 from conftest import wait_until
 
-from my_app.embedded_redis import free_port
+from devservers.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):
         assert "Subject: From the stack" in saved.read_text()
         processes = psutil.Process(stack.pid).children(recursive=True)
         commands = " ".join(" ".join(p.cmdline()) for p in processes)
-        for part in ("redis-server", "celery", "run.py", "my_app.mail_sink"):
+        for part in ("redis-server", "celery", "run.py", "devservers.mail_sink"):
             assert part in commands
 
         os.killpg(stack.pid, signal.SIGINT)

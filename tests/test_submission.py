@@ -10,7 +10,6 @@ import pytest
 from conftest import forget_ledger, purge_queues
 
 from my_app import create_app
-from my_app.task_state import result_key
 
 
 def queue_length(app, queue="default"):
@@ -82,7 +81,8 @@ def test_ten_thousand_submissions_leave_no_subscription_and_no_memory_behind(idl
     task_ids = submit(10_000)
     grown = resident_after_collection() - before
 
-    channels = [result_key(task_id) for task_id in task_ids[-500:]]
+    backend = idle_app.extensions["celery"].backend
+    channels = [backend.get_key_for_task(task_id) for task_id in task_ids[-500:]]
     assert all(count == 0 for _, count in redis.pubsub_numsub(*channels))
     assert redis.pubsub_channels("celery-task-meta-*") == []
     # The only subscribers may be workers (database 0: their broadcast PSUBSCRIBE).

@@ -49,6 +49,30 @@ def test_a_reconnecting_client_gets_the_current_state_at_once(live_server):
     assert [event["state"] for event in events] == ["SUCCESS"]
 
 
+def test_every_event_carries_data_and_the_reconnect_delay(live_server):
+    task = requests.post(
+        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 1}, timeout=5
+    ).json()
+    with requests.get(live_server + task["links"]["events"], stream=True, timeout=30) as r:
+        blocks = r.text.split("\n\n")
+    events = [block for block in blocks if block and not block.startswith(":")]
+    assert events, blocks
+    for event in events:
+        fields = [line.partition(": ")[0] for line in event.splitlines()]
+        assert fields == ["retry", "id", "data"], event
+
+
+def test_a_client_reconnecting_to_a_finished_task_is_told_to_stop(live_server):
+    task = requests.post(
+        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 0}, timeout=5
+    ).json()
+    url = live_server + task["links"]["events"]
+    with requests.get(url, stream=True, timeout=30) as first:
+        last_id = [line for line in first.iter_lines(decode_unicode=True) if line.startswith("id:")]
+    again = requests.get(url, headers={"Last-Event-ID": last_id[-1][4:]}, timeout=5)
+    assert again.status_code == 204  # the SSE spec's "do not reconnect"
+
+
 def test_events_of_an_unknown_task_are_a_json_404(live_server):
     response = requests.get(
         f"{live_server}/api/tasks/00000000-0000-4000-8000-000000000000/events", timeout=5
@@ -74,7 +98,7 @@ def test_the_feed_announces_new_tasks_and_follows_them_to_the_end(live_server):
     with requests.get(f"{live_server}/api/tasks/events", stream=True, timeout=30) as feed:
         assert feed.headers["Content-Type"].startswith("text/event-stream")
         lines = feed.iter_lines(decode_unicode=True)
-        assert next(lines) == "retry: 2000"  # sent once the feed listens
+        assert next(lines) == ": connected"  # a comment, sent once the feed listens
         task = requests.post(
             f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 1}, timeout=5
         ).json()

@@ -8,7 +8,12 @@ import pytest
 from conftest import wait_for_state
 from PIL import Image
 
-from my_app.jobs.thumbnail import InvalidImage, UnsupportedImage, check_image, make_thumbnails
+from my_app.worker.jobs.thumbnail import (
+    InvalidImage,
+    UnsupportedImage,
+    check_image,
+    make_thumbnails,
+)
 
 
 def image_bytes(size=(640, 480), image_format="PNG", mode="RGB"):

@@ -7,18 +7,20 @@ from typing import Any
 
 from flask import Request, current_app, request
 from flask.views import MethodView
-from flask_smorest import abort
+from flask_smorest import Blueprint, abort
 from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
-from .. import artifacts
 from ..extensions import redis_client
-from ..jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
-from .blueprint import Blueprint
+from ..store import artifacts
+from ..tasks import email_task, report_task, slow_task, thumbnail_task
+from ..worker.jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
+from .limits import submission_limit
 from .schemas import (
     EmailJobSchema,
+    ErrorSchema,
     IdempotencyHeadersSchema,
     ReportJobSchema,
     SlowJobSchema,
@@ -42,7 +44,8 @@ class JobsBlueprint(Blueprint):
     """A Blueprint whose views may take one multipart body of fields and files.
 
     flask-smorest documents one request body per operation, so form fields and files
-    are read, and documented, as one schema.
+    are read, and documented, as one schema: its documented ``ARGUMENTS_PARSER`` and
+    ``DEFAULT_LOCATION_CONTENT_TYPE_MAPPING`` hooks, nothing overridden.
     """
 
     ARGUMENTS_PARSER = MultipartParser()
@@ -64,58 +67,72 @@ def require_json_bodies() -> None:
 
 
 def submission_doc(view: Any) -> Any:
-    """The responses every submission shares, besides its 202."""
+    """The answers every submission shares besides its 202, errors in the Error schema."""
+    view = blp.alt_response(
+        200, schema=TaskSchema, description="An Idempotency-Key replay: the task first created"
+    )(view)
     for code, description in (
-        (200, "An Idempotency-Key replay: the task first created"),
         (409, "Idempotency-Key reused with another body"),
         (415, "The body is not of the expected type"),
-        (429, "Too many submissions this minute"),
-        (503, "Redis is unreachable; nothing was queued"),
+        (429, "Too many submissions this minute (see Retry-After and X-RateLimit-*)"),
+        (503, "Redis or the broker is unreachable; nothing was queued"),
     ):
-        schema = TaskSchema if code == 200 else None
-        view = blp.alt_response(code, schema=schema, description=description)(view)
+        view = blp.alt_response(code, schema=ErrorSchema, description=description)(view)
     return view
+
+
+#: How a multipart body sends ``sizes``: one part per size (what generated clients send).
+SIZES_ENCODING = {"sizes": {"style": "form", "explode": True}}
 
 
 @blp.route("/slow")
 class SlowJobs(MethodView):
+    decorators = [submission_limit]
+
     @blp.arguments(SlowJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue the seed job: count seconds with progress, then greet a name"""
-        return accept("slow", job, headers)
+        return accept(slow_task.name, job, headers)
 
 
 @blp.route("/email")
 class EmailJobs(MethodView):
+    decorators = [submission_limit]
+
     @blp.arguments(EmailJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue an email; transient SMTP failures are retried with backoff"""
-        return accept("email", job, headers)
+        return accept(email_task.name, job, headers)
 
 
 @blp.route("/report")
 class ReportJobs(MethodView):
+    decorators = [submission_limit]
+
     @blp.arguments(ReportJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue a PDF report; the PDF becomes the artifact report.pdf"""
-        return accept("report", job, headers)
+        return accept(report_task.name, job, headers)
 
 
 @blp.route("/thumbnail")
 class ThumbnailJobs(MethodView):
+    decorators = [submission_limit]
+
     @blp.arguments(ThumbnailJobSchema(), location="multipart")
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
-    @blp.alt_response(413, description="The image is larger than MAX_UPLOAD_BYTES")
+    @blp.alt_response(413, schema=ErrorSchema, description="The image is too large")
+    @blp.doc(requestBody={"content": {"multipart/form-data": {"encoding": SIZES_ENCODING}}})
     @submission_doc
     def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
@@ -129,7 +146,7 @@ class ThumbnailJobs(MethodView):
         )
         sizes = sorted(set(form["sizes"]))
         inputs = {"upload_id": upload_id, "sizes": sizes, "format": form["format"]}
-        return accept("thumbnail", inputs, headers)
+        return accept(thumbnail_task.name, inputs, headers)
 
 
 def read_image(upload: FileStorage) -> bytes:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_smorest.error_handler import ErrorSchema
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from webargs.fields import DelimitedList
 
-from ..jobs.report import unsupported_characters
-from ..task_state import STATES
+from ..store.task_records import STATES
+from ..worker.jobs.report import unsupported_characters
+
+__all__ = ["ErrorSchema"]  # every error answer, as flask-smorest shapes it
 
 MAX_SECONDS = 3600
 # A report renders at about 50,000 characters a second: cap it at a few seconds' work.
@@ -74,7 +76,12 @@ class TaskSchema(Schema):
     result = fields.Raw(dump_only=True, allow_none=True)
     error = fields.Nested(TaskErrorSchema, dump_only=True, allow_none=True)
     inputs = fields.Dict(dump_only=True)
+    queue = fields.String(dump_only=True, allow_none=True)
+    worker = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "The worker that took it"}
+    )
     submitted_at = timestamp(required=True)
+    received_at = timestamp(allow_none=True)
     started_at = timestamp(allow_none=True)
     finished_at = timestamp(allow_none=True)
     retry_at = timestamp(allow_none=True)
@@ -215,14 +222,33 @@ class ReportJobSchema(Schema):
             raise ValidationError(errors)
 
 
+class RepeatedOrCommaList(fields.List):
+    """A list sent as repeated form fields (``sizes=64&sizes=128``), as one comma list
+    (``sizes=64,128``), or both: what generated clients and curl users each send."""
+
+    is_multiple = True  # webargs: read every value of a repeated field
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        parts = [
+            part.strip()
+            for item in items
+            for part in (item.split(",") if isinstance(item, str) else [item])
+        ]
+        return super()._deserialize(parts, attr, data, **kwargs)
+
+
 class ThumbnailJobSchema(Schema):
     """An image to make thumbnails of, as multipart/form-data."""
 
     file = Upload(required=True, metadata={"description": "A JPEG, PNG, WebP or GIF image"})
-    sizes = DelimitedList(
+    sizes = RepeatedOrCommaList(
         fields.Integer(validate=validate.Range(16, 2048)),
         load_default=lambda: [128],
         validate=validate.Length(1, 10),
-        metadata={"description": "Comma-separated edge lengths in pixels, e.g. 64,128,256"},
+        metadata={
+            "description": "Edge lengths in pixels: repeated fields (sizes=64, sizes=128) "
+            "or one comma list (64,128,256)"
+        },
     )
     format = fields.String(load_default="png", validate=validate.OneOf(["png", "webp", "jpeg"]))

@@ -1,21 +1,22 @@
-"""The task resources: read, list, cancel, retry, follow live, download artifacts."""
+"""The task resources: read, list, cancel, retry, download artifacts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from flask import Response, current_app, jsonify, request, stream_with_context
+from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import abort
+from flask_smorest import Blueprint, abort
 
-from .. import artifacts, ledger, task_state
+from ..broker_queues import waiting_messages
 from ..extensions import redis_client
-from ..submission import current_owner, submit_job
-from ..task_events import owner_event_stream, task_event_stream
-from .blueprint import Blueprint
-from .schemas import IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
+from ..owners import current_owner
+from ..store import artifacts, ledger, task_records
+from ..submission import submit_job
+from .limits import submission_limit
+from .schemas import ErrorSchema, IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
 
 blp = Blueprint(
     "tasks",
@@ -24,43 +25,58 @@ blp = Blueprint(
     description="Read, list, cancel, retry and follow tasks.",
 )
 
-RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
-# Kept in the record for the service's own use; clients see them as links, or not at all.
-INTERNAL_FIELDS = frozenset({"owner", "artifacts", "retry_of"})
+RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED", "LOST"})
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
-# One Server-Sent Event, as schemathesis and OpenAPI 3.2 describe a stream item.
-SSE_RESPONSE = {
-    "description": "Server-Sent Events, each carrying a task record (TaskSchema) as JSON",
-    "content": {
-        "text/event-stream": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "data": {"type": "string"},
-                    "event": {"type": "string"},
-                    "id": {"type": "string"},
-                    "retry": {"type": "integer"},
-                },
-            }
-        }
-    },
-}
+
+
+def load_tasks(task_ids: list[str]) -> list[dict[str, Any]]:
+    """The known tasks among ``task_ids``, a purged or lost one shown as LOST."""
+    backend = current_app.extensions["celery"].backend
+    return checked_for_lost(task_records.load_tasks(redis_client.client, backend, task_ids))
+
+
+def checked_for_lost(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks, with LOST for a QUEUED one whose message is in no queue and no worker.
+
+    Only tasks queued for over LOST_CHECK_AFTER_SECONDS that no worker has taken are
+    checked: those whose queue is empty are read again (a worker may have taken the
+    message meanwhile) before they are called lost.
+    """
+    now = datetime.now(UTC)
+    grace = current_app.config["LOST_CHECK_AFTER_SECONDS"]
+    suspects = [
+        task
+        for task in tasks
+        if task["state"] == "QUEUED"
+        and not task["received_at"]
+        and task["queue"]
+        and (now - datetime.fromisoformat(task["submitted_at"])).total_seconds() > grace
+    ]
+    if not suspects:
+        return tasks
+    celery_app = current_app.extensions["celery"]
+    depths = waiting_messages(celery_app, {task["queue"] for task in suspects})
+    candidates = [task["id"] for task in suspects if depths[task["queue"]] == 0]
+    if not candidates:
+        return tasks
+    still_waiting = {
+        task["id"]
+        for task in task_records.load_tasks(redis_client.client, celery_app.backend, candidates)
+        if task["state"] == "QUEUED" and not task["received_at"]
+    }
+    return [task_records.mark_lost(t) if t["id"] in still_waiting else t for t in tasks]
 
 
 def task_or_404(task_id: UUID | str) -> dict[str, Any]:
-    """The task with this id, or a 404 error."""
-    task = task_state.load_task(redis_client.client, str(task_id))
-    if task is None or task["owner"] != current_owner():
+    """The current owner's task with this id, or a 404 error."""
+    found = load_tasks([str(task_id)])
+    if not found or found[0]["owner"] != current_owner():
         abort(404, message=f"No task {task_id}: it never existed or has expired.")
-    return task
+    return found[0]
 
 
 def with_links(task: dict[str, Any]) -> dict[str, Any]:
-    """The task record as the API shows it: its public fields and the URLs to follow.
-
-    Links are built by hand rather than with url_for: this runs for every task of every
-    answer and every event.
-    """
+    """The task record with the URLs to follow from it (TaskSchema picks what is shown)."""
     tasks_url = f"{request.script_root}{blp.url_prefix}"
     task_url = f"{tasks_url}/{task['id']}"
     links = {
@@ -73,25 +89,29 @@ def with_links(task: dict[str, Any]) -> dict[str, Any]:
         links["retry_of"] = f"{tasks_url}/{task['retry_of']}"
     if task["artifacts"]:
         links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task["artifacts"]}
-    public = {name: value for name, value in task.items() if name not in INTERNAL_FIELDS}
-    return {**public, "links": links}
+    return {**task, "links": links}
 
 
 def accept(
-    kind: str, inputs: dict[str, Any], headers: dict[str, Any], retry_of: str | None = None
-) -> Any:
+    task_name: str,
+    inputs: dict[str, Any],
+    headers: dict[str, Any],
+    *,
+    args: list[Any] | None = None,
+    retry_of: str | None = None,
+) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Submit a job and answer 202 with its task (200 when an Idempotency-Key replays it)."""
     submission = submit_job(
-        kind,
+        task_name,
         inputs,
+        args=args or [],
+        owner=current_owner(),
         idempotency_key=headers.get("idempotency_key"),
         retry_of=retry_of,
-        client_address=request.remote_addr,
     )
     task = with_links(submission.task)
     status = 202 if submission.created else 200
-    # Like the read below, the record already has the schema's shape: no marshmallow dump.
-    return jsonify(task), status, {"Location": task["links"]["self"]}
+    return task, status, {"Location": task["links"]["self"]}
 
 
 @blp.route("")
@@ -101,18 +121,15 @@ class TaskCollection(MethodView):
     @blp.paginate()
     def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
         """List your tasks, newest first"""
-        client = redis_client.client
-        owner = current_owner()
-        task_ids = ledger.owner_task_ids(client, owner)
+        task_ids = ledger.owner_task_ids(redis_client.client, current_owner())
         first = pagination_parameters.first_item
         last = first + pagination_parameters.page_size
         if not filters:
-            tasks = task_state.load_tasks(client, task_ids[first:last])
             pagination_parameters.item_count = len(task_ids)
-            return [with_links(task) for task in tasks]
+            return [with_links(task) for task in load_tasks(task_ids[first:last])]
         matching = [
             task
-            for task in task_state.load_tasks(client, task_ids)
+            for task in load_tasks(task_ids)
             if all(task[name] == value for name, value in filters.items())
         ]
         pagination_parameters.item_count = len(matching)
@@ -122,83 +139,52 @@ class TaskCollection(MethodView):
 @blp.route("/<uuid:task_id>")
 class TaskItem(MethodView):
     @blp.response(200, TaskSchema)
-    @blp.alt_response(404, description="No such task")
-    def get(self, task_id: UUID) -> Response:
+    @blp.alt_response(404, schema=ErrorSchema, description="No such task")
+    def get(self, task_id: UUID) -> dict[str, Any]:
         """Read a task's state, progress, result and error"""
-        # The hottest read: the record already has the schema's shape (the schemathesis
-        # run checks every answer against it), so it skips marshmallow's dump.
-        return jsonify(with_links(task_or_404(task_id)))
+        return with_links(task_or_404(task_id))
 
     @blp.response(202, TaskSchema)
-    @blp.alt_response(404, description="No such task")
-    @blp.alt_response(409, description="The task has already finished")
+    @blp.alt_response(404, schema=ErrorSchema, description="No such task")
+    @blp.alt_response(409, schema=ErrorSchema, description="The task has already finished")
     def delete(self, task_id: UUID) -> dict[str, Any]:
         """Cancel a task: a queued one never starts, a running one stops at its next step"""
         task = task_or_404(task_id)
-        if task["state"] in task_state.TERMINAL_STATES:
+        if task["state"] in task_records.TERMINAL_STATES:
             abort(409, message=f"Task {task_id} already finished ({task['state']}).")
         ledger.request_cancel(redis_client.client, task["id"])
         # The flag above is what counts; the broadcast lets a worker that already
-        # holds the message drop it without starting it.
+        # holds the message drop it without starting it (Celery's own revoked path).
         current_app.extensions["celery"].control.revoke(task["id"])
         return with_links(task_or_404(task_id))
 
 
 @blp.route("/<uuid:task_id>/retry")
 class TaskRetry(MethodView):
+    decorators = [submission_limit]
+
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
-    @blp.alt_response(404, description="No such task")
-    @blp.alt_response(409, description="Only a failed or cancelled task can be retried")
+    @blp.alt_response(200, schema=TaskSchema, description="An Idempotency-Key replay")
+    @blp.alt_response(404, schema=ErrorSchema, description="No such task")
+    @blp.alt_response(409, schema=ErrorSchema, description="Only a finished task can be retried")
+    @blp.alt_response(429, schema=ErrorSchema, description="Too many submissions this minute")
+    @blp.alt_response(503, schema=ErrorSchema, description="Nothing was queued")
     def post(self, headers: dict[str, Any], task_id: UUID) -> Any:
-        """Run a failed or cancelled task again with the same inputs, as a new task"""
+        """Run a failed, cancelled or lost task again with the same inputs, as a new task"""
         task = task_or_404(task_id)
         if task["state"] not in RETRYABLE_STATES:
             abort(
                 409,
                 message=f"Task {task_id} is {task['state']}; "
-                "only FAILURE or REVOKED can be retried.",
+                "only FAILURE, REVOKED or LOST can be retried.",
             )
-        return accept(task["kind"], task["inputs"], headers, retry_of=task["id"])
-
-
-def event_stream_response(stream: Iterator[str]) -> Response:
-    """A text/event-stream response that proxies pass through unbuffered."""
-    return Response(
-        stream_with_context(stream),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-@blp.route("/events")
-@blp.doc(responses={"200": SSE_RESPONSE})
-def task_feed() -> Response:
-    """Follow all your tasks live: every unfinished one now, then each new task and change"""
-    return event_stream_response(
-        owner_event_stream(
-            redis_client.client,
-            current_owner(),
-            heartbeat_seconds=current_app.config["EVENTS_HEARTBEAT_SECONDS"],
-            present=with_links,
+        entry = ledger.read_entry(redis_client.client, task["id"])
+        if entry is None or entry["task"] not in current_app.extensions["celery"].tasks:
+            abort(409, message=f"Task {task_id} is not a task this service can run.")
+        return accept(
+            entry["task"], entry["inputs"], headers, args=entry["args"], retry_of=task["id"]
         )
-    )
-
-
-@blp.route("/<uuid:task_id>/events")
-@blp.doc(responses={"200": SSE_RESPONSE})
-@blp.alt_response(404, description="No such task")
-def task_events(task_id: UUID) -> Response:
-    """Follow a task live: its record now, then at every change, until it finishes"""
-    task = task_or_404(task_id)
-    return event_stream_response(
-        task_event_stream(
-            redis_client.client,
-            task["id"],
-            heartbeat_seconds=current_app.config["EVENTS_HEARTBEAT_SECONDS"],
-            present=with_links,
-        )
-    )
 
 
 @blp.route("/<uuid:task_id>/artifacts/<name>")
@@ -210,7 +196,7 @@ def task_events(task_id: UUID) -> Response:
         }
     }
 )
-@blp.alt_response(404, description="No such task or artifact")
+@blp.alt_response(404, schema=ErrorSchema, description="No such task or artifact")
 def task_artifact(task_id: UUID, name: str) -> Response:
     """Download a file a job produced; ?download=1 asks the browser to save it"""
     task = task_or_404(task_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import smtplib
 from email import message_from_bytes, policy
 
-from my_app.embedded_redis import free_port
-from my_app.mail_sink import start_sink
+from devservers.embedded_redis import free_port
+from devservers.mail_sink import start_sink
 
 
 def test_the_sink_keeps_each_message_as_an_eml_file(tmp_path):

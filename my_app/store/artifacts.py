@@ -10,21 +10,12 @@ import mimetypes
 
 import redis
 
-from .ledger import ARTIFACT_FIELD_PREFIX, PREFIX, task_key
+from .keys import artifact_key, task_key, upload_key
+from .ledger import ARTIFACT_FIELD_PREFIX
 
 
 class ArtifactTooLarge(Exception):
     """A file is larger than the store accepts."""
-
-
-def artifact_key(task_id: str, name: str) -> str:
-    """Where one artifact's bytes live."""
-    return f"{PREFIX}artifact:{task_id}:{name}"
-
-
-def upload_key(upload_id: str) -> str:
-    """Where one upload's bytes live."""
-    return f"{PREFIX}upload:{upload_id}"
 
 
 def content_type(name: str) -> str:

@@ -1,6 +1,6 @@
 """A local SMTP server for development that keeps every message as a .eml file.
 
-``python -m my_app.mail_sink`` listens on 127.0.0.1:MAIL_PORT (8025) and writes each
+``python -m devservers.mail_sink`` listens on 127.0.0.1:MAIL_PORT (8025) and writes each
 message to ``var/mail/``. With ``--if-unconfigured`` (``make up``) it starts nothing
 when a MAIL_SERVER is set, so real mail goes to the real server.
 """

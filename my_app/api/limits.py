@@ -1,0 +1,30 @@
+"""The submission rate limit: one budget a minute per client address, for every route
+that queues a job (Flask-Limiter, counted in Redis before the request is read)."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from ..extensions import limiter
+
+
+def submit_rate_limit() -> str:
+    """``SUBMIT_RATE_LIMIT`` as Flask-Limiter's limit string."""
+    return f"{current_app.config['SUBMIT_RATE_LIMIT']}/minute"
+
+
+def rate_limit_off() -> bool:
+    """``SUBMIT_RATE_LIMIT = 0`` turns the limit off."""
+    return not current_app.config["SUBMIT_RATE_LIMIT"]
+
+
+#: Decorates each submitting view; all of them share the "submissions" budget.
+submission_limit = limiter.shared_limit(
+    submit_rate_limit,
+    scope="submissions",
+    exempt_when=rate_limit_off,
+    error_message=lambda: (
+        f"Too many submissions: at most {current_app.config['SUBMIT_RATE_LIMIT']} a minute "
+        "from one address. Retry-After says when to try again."
+    ),
+)

@@ -1,0 +1,1 @@
+"""Everything that knows a Redis key: the ledger, task records, artifacts, idempotency."""

@@ -1,0 +1,39 @@
+"""Every Redis key and channel the service itself names, in one place.
+
+Celery's own keys (queues, results, their channels) are Celery's: the broker and the
+result backend name them, and the service asks the backend for them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "jobs:"
+
+
+def task_key(task_id: str) -> str:
+    """The hash holding one task's ledger entry."""
+    return f"{PREFIX}task:{task_id}"
+
+
+def owner_key(owner: str) -> str:
+    """The sorted set of an owner's task ids, scored by submission time."""
+    return f"{PREFIX}owner:{owner}"
+
+
+def owner_channel(owner: str) -> str:
+    """The channel announcing each new task of an owner (its id)."""
+    return f"{PREFIX}owner:{owner}:submitted"
+
+
+def idempotency_key(owner: str, key: str) -> str:
+    """The string remembering which task an Idempotency-Key created."""
+    return f"{PREFIX}idempotency:{owner}:{key}"
+
+
+def artifact_key(task_id: str, name: str) -> str:
+    """Where one artifact's bytes live."""
+    return f"{PREFIX}artifact:{task_id}:{name}"
+
+
+def upload_key(upload_id: str) -> str:
+    """Where one upload's bytes live."""
+    return f"{PREFIX}upload:{upload_id}"

@@ -1,0 +1,196 @@
+"""The task ledger: what was queued, by whom, with which inputs, kept in Redis.
+
+Celery answers PENDING both for a queued task and for an id it has never seen; the
+ledger tells them apart, keeps the inputs a retry needs, and lists an owner's tasks.
+Producers write an entry before they publish (``my_app.submission``); workers add one
+for a message that arrived without it (``my_app.worker.signals``). Every key expires
+with the task's result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import redis
+from kombu.utils import json as kombu_json
+from redis.commands.core import Script
+
+from .keys import owner_key, task_key
+
+#: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
+ARTIFACT_FIELD_PREFIX = "artifact:"
+
+
+def utc_now() -> str:
+    """The current time, ISO 8601 in UTC."""
+    return datetime.now(UTC).isoformat()
+
+
+def new_entry(
+    task_id: str,
+    *,
+    kind: str,
+    task_name: str,
+    owner: str,
+    queue: str,
+    inputs: Mapping[str, Any],
+    args: list[Any] | tuple[Any, ...] = (),
+    retry_of: str | None = None,
+) -> dict[str, str]:
+    """A ledger entry as stored: inputs in Celery's own JSON, so dates, UUIDs and
+    decimals come back as they went in."""
+    entry = {
+        "id": task_id,
+        "kind": kind,
+        "task": task_name,
+        "owner": owner,
+        "queue": queue,
+        "inputs": kombu_json.dumps(dict(inputs)),
+        "submitted_at": utc_now(),
+    }
+    if args:
+        entry["args"] = kombu_json.dumps(list(args))
+    if retry_of:
+        entry["retry_of"] = retry_of
+    return entry
+
+
+def record_submission(client: redis.Redis, entry: dict[str, str], expires: int) -> None:
+    """Write a new entry and file it under its owner, all at once (MULTI/EXEC)."""
+    submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(task_key(entry["id"]), mapping=entry)
+    pipe.expire(task_key(entry["id"]), expires)
+    pipe.zadd(owner_key(entry["owner"]), {entry["id"]: submitted})
+    pipe.zremrangebyscore(owner_key(entry["owner"]), "-inf", submitted - expires)
+    pipe.expire(owner_key(entry["owner"]), expires)
+    pipe.execute()
+
+
+def forget_submission(client: redis.Redis, task_id: str, owner: str) -> None:
+    """Remove an entry whose message was never queued (its publish failed)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(task_key(task_id))
+    pipe.zrem(owner_key(owner), task_id)
+    pipe.execute()
+
+
+# Atomically: the producer's entry wins; a worker only fills in a missing one, and notes
+# which worker took the message.
+# KEYS: the entry, the owner's set. ARGV: expires, score, worker, received_at, task id,
+# then the entry's fields and values.
+RECORD_RECEIVED = """
+if redis.call('HEXISTS', KEYS[1], 'kind') == 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'worker', ARGV[3], 'received_at', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+# Atomically: a task cancelled while queued must never look started.
+MARK_STARTED = """
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 1 end
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+
+
+@cache
+def scripts(client: redis.Redis) -> dict[str, Script]:
+    """The ledger's Lua scripts, registered once per client."""
+    return {
+        "received": client.register_script(RECORD_RECEIVED),
+        "started": client.register_script(MARK_STARTED),
+    }
+
+
+def record_received(
+    client: redis.Redis, entry: dict[str, str], *, worker: str, expires: int
+) -> None:
+    """Note that ``worker`` took the task's message, writing ``entry`` if none exists."""
+    fields = [item for pair in entry.items() for item in pair]
+    submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
+    scripts(client)["received"](
+        keys=[task_key(entry["id"]), owner_key(entry["owner"])],
+        args=[expires, submitted, worker, utc_now(), entry["id"], *fields],
+    )
+
+
+def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:
+    """Record that a worker started the task; True (and no start) if it was cancelled."""
+    return bool(scripts(client)["started"](keys=[task_key(task_id)], args=[utc_now(), expires]))
+
+
+def read_entry(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
+    """One task's entry with its JSON fields decoded, or None when unknown or expired."""
+    return decode_entry(client.hgetall(task_key(task_id)))
+
+
+def read_entries(client: redis.Redis, task_ids: list[str]) -> list[dict[str, Any] | None]:
+    """The entries of ``task_ids`` (None where unknown), in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hgetall(task_key(task_id))
+    return [decode_entry(raw) for raw in pipe.execute()]
+
+
+def decode_entry(raw: dict[str, str]) -> dict[str, Any] | None:
+    """Turn a raw ledger hash into an entry; None for a hash without a submission."""
+    if "kind" not in raw:
+        # A worker may still touch the hash of a task whose entry expired while it
+        # waited: that task is not the ledger's.
+        return None
+    entry: dict[str, Any] = dict(raw)
+    entry["inputs"] = kombu_json.loads(raw["inputs"])
+    entry["args"] = kombu_json.loads(raw["args"]) if "args" in raw else []
+    entry["progress"] = json.loads(raw["progress"]) if "progress" in raw else None
+    entry["cancel_requested"] = "cancel_requested" in raw
+    entry["artifacts"] = sorted(
+        field.removeprefix(ARTIFACT_FIELD_PREFIX)
+        for field in raw
+        if field.startswith(ARTIFACT_FIELD_PREFIX)
+    )
+    return entry
+
+
+def record_outcome(client: redis.Redis, task_id: str, outcome: dict[str, Any]) -> None:
+    """Remember that a side effect happened (an email was accepted), with its result."""
+    client.hset(task_key(task_id), "outcome", json.dumps(outcome))
+
+
+def recorded_outcome(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
+    """The result of a side effect that already happened, so it is not repeated."""
+    outcome = client.hget(task_key(task_id), "outcome")
+    return json.loads(outcome) if outcome else None
+
+
+def record_retry(client: redis.Redis, task_id: str, retry_at: str) -> None:
+    """Note when a retrying task's next attempt is due."""
+    client.hset(task_key(task_id), "retry_at", retry_at)
+
+
+def cancel_requested(client: redis.Redis, task_id: str) -> bool:
+    """Whether someone asked to cancel the task."""
+    return bool(client.hexists(task_key(task_id), "cancel_requested"))
+
+
+def request_cancel(client: redis.Redis, task_id: str) -> None:
+    """Ask the task to stop at its next step (or never start)."""
+    client.hset(task_key(task_id), "cancel_requested", utc_now())
+
+
+def record_progress(client: redis.Redis, task_id: str, progress: dict[str, Any]) -> None:
+    """Keep the last progress, so a finished task still shows how far it got."""
+    client.hset(task_key(task_id), "progress", json.dumps(progress))
+
+
+def owner_task_ids(client: redis.Redis, owner: str, limit: int | None = None) -> list[str]:
+    """An owner's task ids, newest first (the ``limit`` newest, if given)."""
+    return client.zrevrange(owner_key(owner), 0, -1 if limit is None else limit - 1)

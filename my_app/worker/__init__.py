@@ -1,0 +1,1 @@
+"""The worker's side: running a job (progress, cancel, artifacts, limits), and the jobs."""

@@ -1,0 +1,39 @@
+"""The worker's side of the ledger: which worker took each message, and an entry for a
+message that arrived without one (another service published it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import task_received
+
+from ..store import ledger
+from ..submission import kind_of, named_inputs
+
+
+@task_received.connect
+def record_received(request: Any, **_: Any) -> None:
+    """Note the worker that took the task, recording the task if its producer did not.
+
+    Runs in the worker's main process as each message arrives, before the task runs.
+    """
+    task = request.task
+    flask_app = getattr(task, "flask_app", None)
+    if flask_app is None:  # a task of a Celery app that is not ours
+        return
+    inputs, leftover_args = named_inputs(task, request.args, request.kwargs)
+    entry = ledger.new_entry(
+        request.id,
+        kind=kind_of(task.app, request.name),
+        task_name=request.name,
+        owner=flask_app.config["DEFAULT_OWNER"],
+        queue=(request.delivery_info or {}).get("routing_key") or "",
+        inputs=inputs,
+        args=leftover_args,
+    )
+    ledger.record_received(
+        flask_app.extensions["redis"],
+        entry,
+        worker=request.hostname,
+        expires=flask_app.config["RESULT_EXPIRES"],
+    )
