@@ -8,6 +8,7 @@ from ``TASK_TIME_LIMITS`` as task annotations, and its queue from ``task_routes`
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from celery import Task, shared_task
@@ -60,11 +61,15 @@ def email_task(
 
 @shared_task(bind=True, kind="report", **REDELIVERED_IF_LOST)
 def report_task(
-    self: Task, title: str, sections: list[dict[str, str]], table: dict[str, Any] | None = None
+    self: Task,
+    title: str,
+    sections: list[dict[str, str]],
+    table: dict[str, Any] | None = None,
+    as_of: date | None = None,
 ) -> dict[str, Any]:
     """Render a PDF report and keep it as the artifact ``report.pdf``."""
     with job_run(self) as run:
-        pdf, pages = render_report(title, sections, table, run.report)
+        pdf, pages = render_report(title, sections, table, run.report, as_of=as_of)
         url = run.save_artifact("report.pdf", pdf)
         return {"url": url, "pages": pages, "size_bytes": len(pdf)}
 

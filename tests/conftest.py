@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from celery import Task, shared_task
 from celery.contrib.testing.worker import start_worker
@@ -74,6 +79,107 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def require_binary(path: str, package: str) -> None:
+    """Skip a test whose server binary is missing; under CI (``.ci/run`` installs it), fail."""
+    if not shutil.which(path):
+        message = f"{path} is missing: apt-get install {package} (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+RABBITMQ_SERVER = "/usr/sbin/rabbitmq-server"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A private RabbitMQ node (Debian's rabbitmq-server) on free ports; yields its AMQP URL.
+
+    The node runs as the ``rabbitmq`` user, so its folders belong to that user, outside
+    pytest's own temporary folder (which only root may enter).
+    """
+    require_binary(RABBITMQ_SERVER, "rabbitmq-server")
+    base = Path(tempfile.mkdtemp(prefix="rabbitmq-"))
+    base.chmod(0o755)
+    port, dist_port = free_port(), free_port()
+    (base / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"
+    )
+    (base / "enabled_plugins").write_text("[].\n")
+    for folder in ("mnesia", "log"):
+        (base / folder).mkdir()
+    subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(base)], check=True)
+    env = {
+        **os.environ,
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_NODENAME": f"rabbit_test_{port}@localhost",
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+        "RABBITMQ_FEATURE_FLAGS_FILE": str(base / "feature_flags"),
+    }
+    log = (base / "server.log").open("w")
+    server = subprocess.Popen(
+        [RABBITMQ_SERVER], env=env, cwd=base, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until(lambda: is_listening(port), timeout=60, interval=0.25)
+        yield f"amqp://guest:guest@127.0.0.1:{port}//"
+    finally:
+        # The Erlang VM runs beneath su and shell wrappers: stop the whole tree.
+        processes = psutil.Process(server.pid).children(recursive=True)
+        for process in processes:
+            if process.name().startswith("beam"):
+                process.terminate()
+        psutil.wait_procs(processes, timeout=20)
+        server.wait(timeout=20)
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def is_listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def flower_process(redis_url: str) -> Iterator[str]:
+    """Flower (``celery -A celery_worker flower``) on ``redis_url``; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing",
+           "FLOWER_UNAUTHENTICATED_API": "true"}  # fmt: skip
+    command = [sys.executable, "-m", "celery", "-A", "celery_worker", "flower",
+               "--address=127.0.0.1", f"--port={port}", "--logging=warning"]  # fmt: skip
+    flower = subprocess.Popen(command, cwd=ROOT, env=env)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(f"{base_url}/healthcheck"), timeout=60, interval=0.25)
+        yield base_url
+    finally:
+        flower.send_signal(signal.SIGTERM)
+        try:
+            flower.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            flower.kill()
+            flower.wait()
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers below 500."""
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.ConnectionError:
+        return False
 
 
 @pytest.fixture(scope="session")

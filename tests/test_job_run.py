@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import signal
+import socket
 
 import psutil
 import pytest
+from celery import Celery
 from conftest import forget_ledger, wait_for_state, worker_process
 
 from my_app import create_app
 
 
 @pytest.fixture(scope="module")
-def prefork_worker(redis_url):
+def stalling_smtp_server():
+    """A port that accepts connections and never answers (the SMTP greeting never comes)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as server:
+        yield server.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prefork_worker(redis_url, stalling_smtp_server):
     """``celery worker --pool=prefork --concurrency=1`` on database 3.
 
-    Its slow job has no soft limit of its own: each test's message brings its limits.
+    Its slow job has no soft limit of its own (each test's message brings its limits);
+    its email job gives up after a second, sending to a server that never answers.
     """
+    limits = '{"slow": {"hard": 3720}, "email": {"soft": 1, "hard": 30}}'
     with worker_process(
         f"{redis_url}/3", "--pool=prefork", "--concurrency=1", "--queues=default,heavy",
-        env={"FLASK_TASK_TIME_LIMITS": '{"slow": {"hard": 3720}}'},
+        env={"FLASK_TASK_TIME_LIMITS": limits, "MAIL_PORT": str(stalling_smtp_server)},
     ) as worker:  # fmt: skip
         yield worker
 
@@ -62,3 +73,21 @@ def test_a_job_whose_process_dies_is_requeued_and_completes(redis_url, prefork_w
     pool_process.send_signal(signal.SIGKILL)
     task = wait_for_state(client, url, {"SUCCESS"}, timeout=60)
     assert task["result"] == "Task completed for Ada!"
+
+
+def test_a_task_from_another_service_is_recorded_and_limited_by_the_worker(
+    redis_url, prefork_worker
+):
+    client = submitter(redis_url)
+    # A producer that knows nothing of this service: no ledger entry, no time limits.
+    other_service = Celery("billing", broker=f"{redis_url}/3", backend=f"{redis_url}/3")
+    result = other_service.send_task(
+        "my_app.tasks.email_task",
+        kwargs={"to": ["ada@example.com"], "subject": "Invoice", "text": "Attached."},
+        queue="default",
+    )
+    task = wait_for_state(client, f"/api/tasks/{result.id}", {"FAILURE"}, timeout=60)
+    assert task["kind"] == "email"
+    assert task["inputs"]["subject"] == "Invoice"
+    assert task["worker"] and task["received_at"]
+    assert task["error"] == {"type": "JobTimeLimitExceeded", "message": "time limit exceeded"}

@@ -35,6 +35,31 @@ def test_every_operation_is_documented(client):
             ), (method, path)
 
 
+def test_every_error_answer_is_documented_with_the_error_schema(client):
+    spec = client.get("/api/openapi.json").get_json()
+    responses = spec["components"].get("responses", {})
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            for code, response in operation["responses"].items():
+                if code[0] not in "45" and code != "default":
+                    continue
+                response = responses.get(response.get("$ref", "").rsplit("/", 1)[-1], response)
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, code)
+
+
+def test_thumbnail_sizes_are_declared_as_repeated_form_fields(client):
+    spec = client.get("/api/openapi.json").get_json()
+    body = spec["paths"]["/api/tasks/thumbnail"]["post"]["requestBody"]["content"]
+    multipart = body["multipart/form-data"]
+    assert multipart["schema"] == {"$ref": "#/components/schemas/ThumbnailJob"}
+    assert multipart["encoding"]["sizes"] == {"style": "form", "explode": True}
+    sizes = spec["components"]["schemas"]["ThumbnailJob"]["properties"]["sizes"]
+    assert sizes["type"] == "array" and sizes["items"]["type"] == "integer"
+
+
 def test_swagger_ui_and_redoc_are_served_without_a_cdn(client):
     for page, asset in (
         ("/api/docs", "/static/vendor/swagger-ui/swagger-ui-bundle.js"),

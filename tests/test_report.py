@@ -60,6 +60,14 @@ def test_the_report_job_serves_its_pdf_as_an_artifact(client):
     assert client.get(pdf_url).headers["Content-Disposition"].startswith("inline")
 
 
+def test_a_dated_report_reaches_the_worker_as_a_date(client):
+    # Celery serialises the inputs, so a schema may load a date and the task receives one.
+    response = client.post("/api/tasks/report", json={**REPORT, "as_of": "2026-09-30"})
+    task = wait_for_state(client, response.headers["Location"], {"SUCCESS"})
+    assert task["inputs"]["as_of"] == "2026-09-30"
+    assert "As of 2026-09-30" in pdf_text(client.get(task["result"]["url"]).data)
+
+
 def test_unknown_artifacts_are_404(client):
     task = client.post("/api/tasks/report", json=REPORT).get_json()
     wait_for_state(client, task["links"]["self"], {"SUCCESS"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import io
 import json
 
 import psutil
@@ -10,6 +11,7 @@ import pytest
 from conftest import forget_ledger, purge_queues
 
 from my_app import create_app
+from my_app.store import keys
 
 
 def queue_length(app, queue="default"):
@@ -48,18 +50,54 @@ def test_an_idempotent_submission_runs_once(client, app):
     assert len(ids) == 1
 
 
-def test_submissions_past_the_rate_limit_get_429(redis_url):
+@pytest.fixture
+def limited_app(redis_url):
+    """An app allowing 3 submissions a minute per client address (database 2)."""
     app = create_app("testing", REDIS_URL=f"{redis_url}/2", SUBMIT_RATE_LIMIT=3)
-    client = app.test_client()
-    try:
-        codes = [client.post("/run-task/Ada").status_code for _ in range(4)]
-        assert codes == [202, 202, 202, 429]
-        response = client.post("/api/tasks/slow", json={"name": "Ada"})
-        assert response.status_code == 429
-        assert "at most 3 a minute" in response.get_json()["message"]
-        assert 0 < int(response.headers["Retry-After"]) <= 61
-        assert queue_length(app) == 3
-    finally:
+    app.extensions["redis"].flushdb()  # the limiter's counters too
+    yield app
+    purge_queues(app)
+    forget_ledger(app)
+
+
+def test_submissions_past_the_rate_limit_get_429(limited_app):
+    client = limited_app.test_client()
+    answers = [client.post("/run-task/Ada") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [202, 202, 202]
+    assert answers[-1].headers["X-RateLimit-Limit"] == "3"
+    assert answers[-1].headers["X-RateLimit-Remaining"] == "0"
+    response = client.post("/api/tasks/slow", json={"name": "Ada"})
+    assert response.status_code == 429
+    body = response.get_json()
+    assert (body["code"], body["status"]) == (429, "Too Many Requests")
+    assert "at most 3 a minute" in body["message"]
+    assert 0 < int(response.headers["Retry-After"]) <= 61
+    assert "X-RateLimit-Reset" in response.headers
+    assert queue_length(limited_app) == 3
+
+
+def test_the_limit_is_checked_before_an_upload_is_stored(limited_app):
+    client = limited_app.test_client()
+    for _ in range(3):
+        client.post("/run-task/Ada")
+    upload = {"file": (io.BytesIO(b"\x89PNG" + b"\0" * 1000), "photo.png"), "sizes": "64"}
+    response = client.post("/api/tasks/thumbnail", data=upload, content_type="multipart/form-data")
+    assert response.status_code == 429
+    assert list(limited_app.extensions["redis"].scan_iter(f"{keys.PREFIX}upload:*")) == []
+
+
+def test_x_forwarded_for_counts_only_behind_trusted_proxies(redis_url):
+    for trusted, expected in ((0, [202, 202, 429]), (1, [202, 202, 202])):
+        app = create_app(
+            "testing", REDIS_URL=f"{redis_url}/2", SUBMIT_RATE_LIMIT=2, TRUSTED_PROXIES=trusted
+        )
+        app.extensions["redis"].flushdb()
+        client = app.test_client()
+        codes = [
+            client.post("/run-task/Ada", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(3)
+        ]
+        assert codes == expected, f"TRUSTED_PROXIES={trusted}"
         purge_queues(app)
         forget_ledger(app)
 

@@ -93,6 +93,17 @@ def test_bad_uploads_get_their_4xx_and_enqueue_nothing(idle_app, data, filename,
     assert client.get("/api/tasks").get_json() == []
 
 
+def test_sizes_may_be_repeated_fields_or_a_comma_list(idle_app):
+    client = idle_app.test_client()
+    for sizes in (["64", "128"], ["64,128"], ["128", "64,64"]):
+        data = {"file": (io.BytesIO(image_bytes()), "photo.png"), "sizes": sizes}
+        response = client.post(
+            "/api/tasks/thumbnail", data=data, content_type="multipart/form-data"
+        )
+        assert response.status_code == 202, sizes
+        assert response.get_json()["inputs"]["sizes"] == [64, 128], sizes
+
+
 def test_bad_sizes_and_formats_are_422(client):
     assert upload(client, image_bytes(), sizes="8").status_code == 422
     assert upload(client, image_bytes(), sizes="64,abc").status_code == 422

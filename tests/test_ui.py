@@ -16,6 +16,7 @@ from playwright.sync_api import Page, Route, expect, sync_playwright
 from pypdf import PdfReader
 
 from my_app import create_app
+from my_app.tasks import slow_task
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -39,12 +40,18 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def ui_server(redis_url):
-    """The app on a database of its own (4), with a worker process of its own.
+def ui_app(redis_url):
+    """The app on a database of its own (4)."""
+    return create_app("testing", REDIS_URL=f"{redis_url}/4")
+
+
+@pytest.fixture(scope="module")
+def ui_server(redis_url, ui_app):
+    """The app served, with a worker process of its own.
 
     Jobs that earlier tests left queued or cancelled cannot delay what the browser waits for.
     """
-    app = create_app("testing", REDIS_URL=f"{redis_url}/4")
+    app = ui_app
     with worker_process(
         f"{redis_url}/4", "--pool=threads", "--concurrency=4", "--queues=default,heavy"
     ), serving(app) as base_url:
@@ -129,6 +136,9 @@ def test_an_uploaded_png_shows_its_thumbnails(page, tmp_path):
     expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
     thumbnails = row(page, task_id).get_by_role("img")
     expect(thumbnails).to_have_count(2)
+    thumbnails.evaluate_all(  # the images load lazily: wait until both have
+        "images => Promise.all(images.map(image => image.decode()))"
+    )
     widths = thumbnails.evaluate_all("images => images.map(image => image.naturalWidth)")
     assert sorted(widths) == [32, 96]
 
@@ -148,6 +158,35 @@ def test_a_job_submitted_over_http_appears_in_the_open_page(page, ui_server):
     ).json()
     expect(row(page, task["id"])).to_be_visible(timeout=10_000)
     expect(row(page, task["id"])).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
+
+
+def test_a_job_queued_with_delay_appears_in_the_open_page(page, ui_app):
+    # As from a Python shell: the task's own .delay(), no HTTP at all.
+    result = ui_app.extensions["celery"].tasks[slow_task.name].delay("from a shell", 1)
+    expect(row(page, result.id)).to_be_visible(timeout=10_000)
+    expect(row(page, result.id)).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
+    expect(row(page, result.id)).to_contain_text("slow")
+
+
+def test_a_browser_stops_reconnecting_to_a_finished_task(page, ui_server):
+    task = requests.post(
+        f"{ui_server}/api/tasks/slow", json={"name": "Done", "seconds": 0}, timeout=5
+    ).json()
+    deadline = time.monotonic() + 30
+    while requests.get(ui_server + task["links"]["self"], timeout=5).json()["state"] != "SUCCESS":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    requests_made = []
+    page.on(
+        "request",
+        lambda request: request.url.endswith(task["links"]["events"]) and requests_made.append(1),
+    )
+    page.evaluate("url => { window.__finalSource = new EventSource(url); }", task["links"]["events"])
+    # The final record, a reconnect after the 2 s retry delay that gets 204, then silence.
+    page.wait_for_function("() => window.__finalSource.readyState === EventSource.CLOSED",
+                           timeout=15_000)  # fmt: skip
+    page.wait_for_timeout(5_000)
+    assert len(requests_made) == 2
 
 
 def test_the_task_page_shows_the_full_record(page, ui_server):

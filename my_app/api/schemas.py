@@ -185,6 +185,8 @@ class ReportJobSchema(Schema):
         fields.Nested(ReportSectionSchema), required=True, validate=validate.Length(1, 200)
     )
     table = fields.Nested(ReportTableSchema)
+    # A date, not a string: the worker's report_task receives a datetime.date.
+    as_of = fields.Date(metadata={"description": "The date the report is as of (ISO 8601)"})
 
     @validates_schema
     def not_too_long(self, report: dict[str, Any], **kwargs: object) -> None:

@@ -2,7 +2,7 @@
 // Live updates come from Server-Sent Events; polling is only the fallback.
 
 const ACTIVE = new Set(["QUEUED", "STARTED", "PROGRESS", "RETRY"]);
-const RETRYABLE = new Set(["FAILURE", "REVOKED"]);
+const RETRYABLE = new Set(["FAILURE", "REVOKED", "LOST"]);
 const POLL_MILLISECONDS = 2000;
 
 const tasks = new Map(); // id -> latest task record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ def render_report(
     sections: list[dict[str, str]],
     table: dict[str, Any] | None,
     report_progress: ReportProgress,
+    as_of: date | None = None,
 ) -> tuple[bytes, int]:
-    """Render the report; returns the PDF's bytes and its page count.
+    """Render the report (dated ``as_of``, if given); returns the PDF's bytes and its page
+    count.
 
     Progress is reported after each section (and the table, when there is one).
     """
@@ -53,6 +56,9 @@ def render_report(
     pdf.add_page()
     pdf.set_font(FONT_FAMILY, "B", 20)
     pdf.multi_cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+    if as_of:
+        pdf.set_font(FONT_FAMILY, "", 11)
+        pdf.multi_cell(0, 6, f"As of {as_of.isoformat()}", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     report_progress(0, total, "started")
     for done, section in enumerate(sections, start=1):

@@ -1,0 +1,94 @@
+"""What monitors see: Celery's own events (Flower's source) and publish signals, for jobs
+queued over HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from celery.signals import after_task_publish, before_task_publish
+from conftest import forget_ledger, wait_for_state, wait_until, worker_process
+
+from my_app import create_app
+from my_app.config import TestingConfig
+
+
+@contextmanager
+def captured_events(celery_app) -> Iterator[list[dict]]:
+    """Every Celery event on the app's broker while the block runs (Celery's EventReceiver)."""
+    events: list[dict] = []
+    with celery_app.connection_for_read() as connection:
+        receiver = celery_app.events.Receiver(connection, handlers={"*": events.append})
+        thread = threading.Thread(target=receiver.capture, kwargs={"wakeup": False})
+        thread.start()
+        try:
+            # Listening once an event of our own comes back.
+            with celery_app.events.default_dispatcher() as dispatcher:
+                wait_until(
+                    lambda: dispatcher.send("test-listening") is None
+                    and any(event["type"] == "test-listening" for event in events),
+                    timeout=20,
+                    interval=0.2,
+                )
+            yield events
+        finally:
+            receiver.should_stop = True
+            thread.join(timeout=10)
+
+
+def types_of(events, task_id):
+    return [event["type"] for event in events if event.get("uuid") == task_id]
+
+
+@pytest.fixture(scope="module")
+def monitored(redis_url):
+    """An app sending task-sent events and a worker sending task events (``-E``), db 13."""
+    celery = {**TestingConfig.CELERY, "task_send_sent_event": True}
+    app = create_app("testing", REDIS_URL=f"{redis_url}/13", CELERY=celery)
+    env = {"FLASK_CELERY__task_send_sent_event": "true"}
+    with worker_process(f"{redis_url}/13", "--pool=threads", "-E", env=env):
+        yield app
+    forget_ledger(app)
+
+
+def test_monitors_see_a_job_queued_over_http_sent_started_and_finished(monitored):
+    client = monitored.test_client()
+    with captured_events(monitored.extensions["celery"]) as events:
+        task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 0}).get_json()
+        wait_for_state(client, task["links"]["self"], {"SUCCESS"}, 60)
+        wait_until(lambda: "task-succeeded" in types_of(events, task["id"]), timeout=20)
+    seen = types_of(events, task["id"])
+    assert seen[0] == "task-sent"
+    assert {"task-received", "task-started", "task-succeeded"} <= set(seen)
+
+
+def test_a_cancelled_running_job_ends_revoked_for_monitors_too(monitored):
+    client = monitored.test_client()
+    with captured_events(monitored.extensions["celery"]) as events:
+        task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 60}).get_json()
+        wait_for_state(client, task["links"]["self"], {"PROGRESS"}, 60)
+        client.delete(task["links"]["self"])
+        wait_for_state(client, task["links"]["self"], {"REVOKED"}, 30)
+        wait_until(lambda: "task-revoked" in types_of(events, task["id"]), timeout=20)
+    assert "task-succeeded" not in types_of(events, task["id"])
+
+
+def test_publish_signals_fire_for_api_submissions(idle_app):
+    published = []
+
+    def before(headers, **_):
+        published.append(("before", headers["id"]))
+
+    def after(headers, **_):
+        published.append(("after", headers["id"]))
+
+    before_task_publish.connect(before)
+    after_task_publish.connect(after)
+    try:
+        task = idle_app.test_client().post("/api/tasks/slow", json={"name": "Ada"}).get_json()
+    finally:
+        before_task_publish.disconnect(before)
+        after_task_publish.disconnect(after)
+    assert published == [("before", task["id"]), ("after", task["id"])]
