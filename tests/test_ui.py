@@ -181,9 +181,9 @@ def test_a_browser_stops_reconnecting_to_a_finished_task(page, ui_server):
         "request",
         lambda request: request.url.endswith(task["links"]["events"]) and requests_made.append(1),
     )
-    page.evaluate("url => { window.__finalSource = new EventSource(url); }", task["links"]["events"])
+    page.evaluate("url => { window.__source = new EventSource(url); }", task["links"]["events"])
     # The final record, a reconnect after the 2 s retry delay that gets 204, then silence.
-    page.wait_for_function("() => window.__finalSource.readyState === EventSource.CLOSED",
+    page.wait_for_function("() => window.__source.readyState === EventSource.CLOSED",
                            timeout=15_000)  # fmt: skip
     page.wait_for_timeout(5_000)
     assert len(requests_made) == 2

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
+from functools import cache
 from typing import Any
 
 import redis
 from celery import states
 from celery.backends.base import Backend
 
-from . import ledger
+from . import keys, ledger
 
 #: Every state a task can be in, as the API names them. LOST: still QUEUED in the ledger,
 #: but its message is in no queue and no worker took it (a purged queue, for instance).
@@ -36,15 +37,43 @@ def load_tasks(client: redis.Redis, backend: Backend, task_ids: list[str]) -> li
 
 
 def load_records(client: redis.Redis, backend: Backend, task_ids: list[str]) -> list[Record]:
-    """The ledger entry and Celery result meta of each known task: one round trip for
-    the results, one for the entries.
+    """The ledger entry and Celery result meta of each known task.
 
     Results first: a worker writes the ledger (artifacts, last progress) before it
-    stores a final state, so an entry read after a final result is complete.
+    stores a final state, so an entry read after a final result is complete. When the
+    results live in the ledger's own Redis database (the default), both go in one
+    pipeline on the backend's connection; otherwise one round trip each.
     """
-    metas = read_results(backend, task_ids)
-    entries = ledger.read_entries(client, task_ids)
+    if not task_ids:
+        return []
+    if shares_database(client, backend):
+        pipe = backend.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.get(backend.get_key_for_task(task_id))
+            pipe.hgetall(keys.task_key(task_id))
+        replies = pipe.execute()
+        metas = [decode_result(backend, payload) for payload in replies[0::2]]
+        entries = [ledger.decode_entry(as_text(raw)) for raw in replies[1::2]]
+    else:
+        metas = read_results(backend, task_ids)
+        entries = ledger.read_entries(client, task_ids)
     return [(entry, meta) for entry, meta in zip(entries, metas, strict=True) if entry]
+
+
+@cache
+def shares_database(client: redis.Redis, backend: Backend) -> bool:
+    """Whether the result backend's Redis database is the ledger's own."""
+    ours = client.connection_pool.connection_kwargs
+    theirs = backend.connparams
+    return all(
+        ours.get(name) == theirs.get(name)
+        for name in ("host", "port", "path", "db", "username", "password")
+    )
+
+
+def as_text(raw: dict[bytes, bytes]) -> dict[str, str]:
+    """A hash read on a bytes connection, as the ledger's text client would read it."""
+    return {name.decode(): value.decode() for name, value in raw.items()}
 
 
 def read_results(backend: Backend, task_ids: list[str]) -> list[dict[str, Any] | None]:
