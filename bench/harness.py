@@ -64,7 +64,7 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def environment(redis_url: str) -> dict[str, str]:
+def environment(redis_url: str, **extra: str) -> dict[str, str]:
     """The environment both apps run in; ours with a limit too high to trigger (still counted)."""
     return {
         **os.environ,
@@ -73,18 +73,21 @@ def environment(redis_url: str) -> dict[str, str]:
         "APP_CONFIG": "production",
         "SECRET_KEY": "benchmark-secret-key",
         "FLASK_SUBMIT_RATE_LIMIT": "1000000000",
+        **extra,
     }
 
 
 @contextmanager
-def gunicorn(app: str, redis_url: str, workers: int = 2) -> Iterator[tuple[str, psutil.Process]]:
+def gunicorn(
+    app: str, redis_url: str, workers: int = 2, **env: str
+) -> Iterator[tuple[str, psutil.Process]]:
     """``gunicorn -w 2`` with the project's gunicorn.conf.py (sync workers, the same settings
-    for both apps); yields the URL and the master process."""
+    for both apps), ``env`` added to the environment; yields the URL and the master process."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
          "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
-        cwd=ROOT, env=environment(redis_url), start_new_session=True,
+        cwd=ROOT, env=environment(redis_url, **env), start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

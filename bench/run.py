@@ -78,12 +78,15 @@ class Report:
 
 def submit_throughput(report: Report, redis_url: str, profile: dict) -> None:
     """Figure 1: POST submissions a second, p99, and the plain-route ceiling."""
-    rounds: dict[str, list[dict]] = {"ours": [], "baseline": [], "plain": []}
-    with serving_both(redis_url) as (ours_base, baseline_base):
+    rounds: dict[str, list[dict]] = {"ours": [], "baseline": [], "plain": [], "unlimited": []}
+    # Ours once more with the rate limit off: what Flask-Limiter's checks cost.
+    unlimited = gunicorn(OURS_APP, f"{redis_url}/{DB['ours']}", FLASK_SUBMIT_RATE_LIMIT="0")
+    with serving_both(redis_url) as (ours_base, baseline_base), unlimited as (unlimited_base, _):
         targets = {
             "ours": (f"{ours_base}/api/tasks/slow", SLOW_BODY),
             "baseline": (f"{baseline_base}/submit", SLOW_BODY),
             "plain": (f"{baseline_base}/plain", None),
+            "unlimited": (f"{unlimited_base}/api/tasks/slow", SLOW_BODY),
         }
         warm_up(targets.values())
         for round_number in range(profile["rounds"]):
@@ -102,6 +105,8 @@ def submit_throughput(report: Report, redis_url: str, profile: dict) -> None:
     plain = [r["rps"] for r in rounds["plain"]]
     report.add("HTTP submit, fraction of the plain JSON route", "x",
                [o / p for o, p in zip(ours, plain, strict=True)], None, None, None)
+    report.add("HTTP submit throughput, rate limit off", "req/s",
+               [r["rps"] for r in rounds["unlimited"]], baseline, None, None)  # fmt: skip
 
 
 def status_reads(report: Report, redis_url: str, profile: dict) -> None:
