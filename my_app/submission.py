@@ -86,16 +86,25 @@ def default_owner(flask_app: Flask, celery_app: Celery) -> str:
     return flask_app.config["DEFAULT_OWNER"]
 
 
-def entry_for(task: Task, task_id: str, args: Any, kwargs: Any, options: dict) -> dict[str, str]:
-    """The ledger entry of a task queued by a caller other than the API."""
-    celery_app = task.app
-    inputs, leftover_args = named_inputs(task, args, kwargs)
+def entry_for(
+    celery_app: Celery,
+    task_name: str,
+    task_id: str,
+    args: Any,
+    kwargs: Any,
+    *,
+    owner: str,
+    queue: str,
+) -> dict[str, str]:
+    """The ledger entry of a task queued by a caller other than the API (a shell, a
+    canvas, ``celery call``, another service)."""
+    inputs, leftover_args = named_inputs(celery_app.tasks.get(task_name), args, kwargs)
     return ledger.new_entry(
         task_id,
-        kind=kind_of(celery_app, task.name),
-        task_name=task.name,
-        owner=default_owner(task.flask_app, celery_app),
-        queue=queue_name(celery_app, task.name, options),
+        kind=kind_of(celery_app, task_name),
+        task_name=task_name,
+        owner=owner,
+        queue=queue,
         inputs=inputs,
         args=leftover_args,
     )
@@ -122,7 +131,11 @@ def recorded_publish(
     flask_app = task.flask_app
     client = flask_app.extensions["redis"]
     task_id = task_id or (entry or {}).get("id") or uuid()
-    entry = entry or entry_for(task, task_id, args, kwargs, options)
+    entry = entry or entry_for(
+        task.app, task.name, task_id, args, kwargs,
+        owner=default_owner(flask_app, task.app),
+        queue=queue_name(task.app, task.name, options),
+    )  # fmt: skip
     ledger.record_submission(client, entry, flask_app.config["RESULT_EXPIRES"])
     publishing = _publishing.set(task_id)
     try:
@@ -132,13 +145,13 @@ def recorded_publish(
         raise
     finally:
         _publishing.reset(publishing)
-    announce(task, entry)
+    announce(task.app, entry)
 
 
-def announce(task: Task, entry: dict[str, str]) -> None:
+def announce(celery_app: Celery, entry: dict[str, str]) -> None:
     """Tell the owner's live feed about a new task, on the result backend's Redis, where
     the feed follows its results."""
-    task.app.backend.client.publish(owner_channel(entry["owner"]), entry["id"])
+    celery_app.backend.client.publish(owner_channel(entry["owner"]), entry["id"])
 
 
 @before_task_publish.connect
@@ -157,20 +170,14 @@ def record_sent_by_name(
     if not task_id or task_id == _publishing.get() or headers.get("retries") or not flask_app:
         return
     args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ((), {})
-    inputs, leftover_args = named_inputs(celery_app.tasks.get(sender), args, kwargs)
-    entry = ledger.new_entry(
-        task_id,
-        kind=kind_of(celery_app, sender),
-        task_name=sender,
-        owner=flask_app.config["DEFAULT_OWNER"],
-        queue=routing_key,
-        inputs=inputs,
-        args=leftover_args,
-    )
+    entry = entry_for(
+        celery_app, sender, task_id, args, kwargs,
+        owner=flask_app.config["DEFAULT_OWNER"], queue=routing_key,
+    )  # fmt: skip
     ledger.record_submission(
         flask_app.extensions["redis"], entry, flask_app.config["RESULT_EXPIRES"]
     )
-    celery_app.backend.client.publish(owner_channel(entry["owner"]), task_id)
+    announce(celery_app, entry)
 
 
 def submit_job(

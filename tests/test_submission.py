@@ -73,6 +73,8 @@ def test_submissions_past_the_rate_limit_get_429(limited_app):
     assert "at most 3 a minute" in body["message"]
     assert 0 < int(response.headers["Retry-After"]) <= 61
     assert "X-RateLimit-Reset" in response.headers
+    assert client.get("/run-task/Ada").status_code == 429  # a GET that queues counts too
+    assert client.get(f"/status/{answers[0].get_json()['task_id']}").status_code == 200
     assert queue_length(limited_app) == 3
 
 

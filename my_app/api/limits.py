@@ -3,9 +3,12 @@ that queues a job (Flask-Limiter, counted in Redis before the request is read)."
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 
 from ..extensions import limiter
+
+#: The one read that queues work: the quick start's GET, from a browser's address bar.
+SUBMITTING_READS = frozenset({"run_task.run_task"})
 
 
 def submit_rate_limit() -> str:
@@ -28,3 +31,12 @@ submission_limit = limiter.shared_limit(
         "from one address. Retry-After says when to try again."
     ),
 )
+
+
+@limiter.request_filter
+def reads_are_exempt() -> bool:
+    """Reads never count against the budget: Flask-Limiter skips them before resolving
+    any limit (it otherwise evaluates every request, limited or not)."""
+    return request.method in ("GET", "HEAD", "OPTIONS") and request.endpoint not in (
+        SUBMITTING_READS
+    )

@@ -79,18 +79,12 @@ def forget_submission(client: redis.Redis, task_id: str, owner: str) -> None:
     pipe.execute()
 
 
-# Atomically: the producer's entry wins; a worker only fills in a missing one, and notes
-# which worker took the message.
-# KEYS: the entry, the owner's set. ARGV: expires, score, worker, received_at, task id,
-# then the entry's fields and values.
+# KEYS: the entry. ARGV: expires, worker, received_at. Returns 0 when there is no entry.
 RECORD_RECEIVED = """
-if redis.call('HEXISTS', KEYS[1], 'kind') == 0 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-end
-redis.call('HSET', KEYS[1], 'worker', ARGV[3], 'received_at', ARGV[4])
+if redis.call('HEXISTS', KEYS[1], 'kind') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'worker', ARGV[2], 'received_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 # Atomically: a task cancelled while queued must never look started.
@@ -111,16 +105,17 @@ def scripts(client: redis.Redis) -> dict[str, Script]:
     }
 
 
-def record_received(
+def record_received(client: redis.Redis, task_id: str, *, worker: str, expires: int) -> bool:
+    """Note that ``worker`` took the task's message; False if the task has no entry."""
+    script = scripts(client)["received"]
+    return bool(script(keys=[task_key(task_id)], args=[expires, worker, utc_now()]))
+
+
+def record_foreign(
     client: redis.Redis, entry: dict[str, str], *, worker: str, expires: int
 ) -> None:
-    """Note that ``worker`` took the task's message, writing ``entry`` if none exists."""
-    fields = [item for pair in entry.items() for item in pair]
-    submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
-    scripts(client)["received"](
-        keys=[task_key(entry["id"]), owner_key(entry["owner"])],
-        args=[expires, submitted, worker, utc_now(), entry["id"], *fields],
-    )
+    """Write the entry of a task whose producer wrote none, as taken by ``worker``."""
+    record_submission(client, {**entry, "worker": worker, "received_at": utc_now()}, expires)
 
 
 def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from celery.signals import task_received
 
 from ..store import ledger
-from ..submission import kind_of, named_inputs
+from ..submission import announce, entry_for
 
 
 @task_received.connect
@@ -21,19 +21,13 @@ def record_received(request: Any, **_: Any) -> None:
     flask_app = getattr(task, "flask_app", None)
     if flask_app is None:  # a task of a Celery app that is not ours
         return
-    inputs, leftover_args = named_inputs(task, request.args, request.kwargs)
-    entry = ledger.new_entry(
-        request.id,
-        kind=kind_of(task.app, request.name),
-        task_name=request.name,
+    client, expires = flask_app.extensions["redis"], flask_app.config["RESULT_EXPIRES"]
+    if ledger.record_received(client, request.id, worker=request.hostname, expires=expires):
+        return
+    entry = entry_for(
+        task.app, request.name, request.id, request.args, request.kwargs,
         owner=flask_app.config["DEFAULT_OWNER"],
         queue=(request.delivery_info or {}).get("routing_key") or "",
-        inputs=inputs,
-        args=leftover_args,
-    )
-    ledger.record_received(
-        flask_app.extensions["redis"],
-        entry,
-        worker=request.hostname,
-        expires=flask_app.config["RESULT_EXPIRES"],
-    )
+    )  # fmt: skip
+    ledger.record_foreign(client, entry, worker=request.hostname, expires=expires)
+    announce(task.app, entry)
