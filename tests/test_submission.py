@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -39,6 +40,23 @@ def test_the_same_key_with_another_body_is_a_409(idle_app):
     response = client.post("/api/tasks/slow", json={"name": "Grace"}, headers=headers)
     assert response.status_code == 409
     assert "already used with a different request" in response.get_json()["message"]
+    assert queue_length(idle_app) == 1
+
+
+def test_concurrent_requests_with_one_key_queue_one_task(idle_app):
+    body = {"name": "Ada", "seconds": 3}
+
+    def submit(_):
+        client = idle_app.test_client()
+        return client.post("/api/tasks/slow", json=body, headers={"Idempotency-Key": "race-1"})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(submit, range(16)))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes.count(202) == 1
+    assert set(codes) <= {200, 202, 409}  # 409: the first is still being queued; retry
+    ids = {answer.get_json()["id"] for answer in answers if answer.status_code in (200, 202)}
+    assert len(ids) == 1
     assert queue_length(idle_app) == 1
 
 
