@@ -6,7 +6,7 @@ from flask import Flask, current_app
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from werkzeug.exceptions import Conflict, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, Conflict, HTTPException, ServiceUnavailable
 
 from .extensions import api
 from .store.idempotency import IdempotencyConflict
@@ -45,6 +45,12 @@ def queue_unavailable(error: Exception) -> tuple[dict, int, dict]:
     )
 
 
+def nested_too_deeply(error: RecursionError) -> tuple[dict, int, dict]:
+    """Answer 400 for a body nested beyond what the JSON parser (webargs', Flask's) recurses
+    into, rather than a 500."""
+    return json_error(BadRequest(), "The JSON body is nested too deeply.")
+
+
 def idempotency_conflict(error: IdempotencyConflict) -> tuple[dict, int, dict]:
     """Answer 409 when an Idempotency-Key is reused with another request."""
     return json_error(Conflict(), str(error))
@@ -60,3 +66,4 @@ def register_error_handlers(app: Flask) -> None:
     for error in (RedisConnectionError, RedisTimeoutError, OperationalError):
         app.register_error_handler(error, queue_unavailable)
     app.register_error_handler(IdempotencyConflict, idempotency_conflict)
+    app.register_error_handler(RecursionError, nested_too_deeply)

@@ -93,11 +93,3 @@ def thumbnail_task(
             run.report(done, len(sizes), f"{thumbnail.size} px")
         return made
 
-
-#: The task behind each kind of job the API accepts.
-TASKS_BY_KIND: dict[str, Task] = {
-    "slow": slow_task,
-    "email": email_task,
-    "report": report_task,
-    "thumbnail": thumbnail_task,
-}

@@ -25,6 +25,14 @@ def test_malformed_json_is_400(client):
     assert_json_error(response, 400)
 
 
+def test_json_nested_too_deeply_is_400(client):
+    response = client.post(
+        "/api/tasks/slow", data="[" * 100_000 + "]" * 100_000, content_type="application/json"
+    )
+    body = assert_json_error(response, 400)
+    assert "nested too deeply" in body["message"]
+
+
 def test_unknown_route_is_404(client):
     assert_json_error(client.get("/api/nothing-here"), 404)
 
@@ -62,6 +70,7 @@ def test_validation_errors_are_422_per_field(client):
         ("get", "/api/tasks"),
         ("post", "/run-task/Ada"),
         ("get", "/status/00000000-0000-4000-8000-000000000000"),
+        ("get", "/api/tasks/events"),
     ],
 )
 def test_redis_down_is_503_json_not_a_hang(method, path):
