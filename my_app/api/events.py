@@ -8,7 +8,7 @@ that cannot open is a JSON error, never a broken 200.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +28,6 @@ blp = Blueprint("events", __name__, url_prefix="/api/tasks", description="Follow
 RECONNECT_MILLISECONDS = 2000
 #: How many of an owner's newest tasks the feed looks through for unfinished ones.
 FEED_RECENT_TASKS = 100
-Present = Callable[[dict[str, Any]], dict[str, Any]]
 # One Server-Sent Event, as schemathesis and OpenAPI 3.2 describe a stream item.
 SSE_RESPONSE = {
     "description": "Server-Sent Events, each carrying a task record (TaskSchema) as JSON",
@@ -139,9 +138,12 @@ def task_event_stream(
 
 
 def owner_event_stream(
-    follower: TaskFollower, owner: str, unfinished: list[dict[str, Any]], *,
+    follower: TaskFollower,
+    owner: str,
+    unfinished: list[dict[str, Any]],
+    *,
     heartbeat_seconds: float,
-) -> Iterator[str]:  # fmt: skip
+) -> Iterator[str]:
     """The owner's unfinished tasks now, then every new task and every change.
 
     One connection serves a whole page, however many tasks it shows.
