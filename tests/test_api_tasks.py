@@ -40,6 +40,7 @@ def test_a_task_moves_through_progress_to_success(client):
     assert done["progress"] == {"current": 2, "total": 2, "percent": 100}
     assert done["error"] is None
     assert done["submitted_at"] <= done["started_at"] <= done["finished_at"]
+    assert done["attempts"] == 1
 
 
 def test_seconds_defaults_to_ten(idle_app):

@@ -69,10 +69,14 @@ def test_a_job_whose_process_dies_is_requeued_and_completes(redis_url, prefork_w
     client = submitter(redis_url)
     url = submit_slow(client, seconds=3)
     wait_for_state(client, url, {"PROGRESS"}, timeout=60)
+    first_attempt = client.get(url).get_json()
+    assert first_attempt["attempts"] == 1
     [pool_process] = psutil.Process(prefork_worker.pid).children()
     pool_process.send_signal(signal.SIGKILL)
     task = wait_for_state(client, url, {"SUCCESS"}, timeout=60)
     assert task["result"] == "Task completed for Ada!"
+    assert task["attempts"] == 2  # the progress restarted with the second attempt
+    assert task["started_at"] > first_attempt["started_at"]
 
 
 def test_a_task_from_another_service_is_recorded_and_limited_by_the_worker(

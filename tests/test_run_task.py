@@ -40,6 +40,13 @@ def test_zero_seconds_returns_at_once(client):
     assert done["result"] == "Task completed for Linus!"
 
 
+def test_head_queues_nothing(idle_app):
+    response = idle_app.test_client().head("/run-task/Ada")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"
+    assert idle_app.extensions["redis"].llen("default") == 0
+
+
 def test_a_queued_task_is_reported_queued(idle_app):
     status_url = idle_app.test_client().post("/run-task/Ada").get_json()["status_url"]
     body = idle_app.test_client().get(status_url).get_json()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask import url_for
+from flask import request, url_for
 from flask_smorest import Blueprint, abort
+from werkzeug.exceptions import MethodNotAllowed
 
 from ..tasks import slow_task
 from .limits import submission_limit
@@ -27,6 +28,8 @@ MAX_NAME_LENGTH = 200
 @blp.alt_response(503, schema=ErrorSchema, description="Nothing was queued")
 def run_task(args: dict[str, Any], name: str) -> Any:
     """Queue the slow job for a name; ?seconds=N (0 to 3600) sets its length"""
+    if request.method == "HEAD":  # Flask answers HEAD with the GET view: no side effect
+        raise MethodNotAllowed(["GET", "POST"], "HEAD would queue a job; use GET or POST.")
     if len(name) > MAX_NAME_LENGTH:
         abort(422, message=f"name is longer than {MAX_NAME_LENGTH} characters.")
     result = slow_task.delay(name, args["seconds"])

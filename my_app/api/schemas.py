@@ -19,9 +19,12 @@ MAX_SECTION_CHARS = 20_000
 MAX_REPORT_CHARS = 200_000
 
 
-def timestamp(**kwargs: object) -> fields.String:
+def timestamp(description: str | None = None, **kwargs: object) -> fields.String:
     """An ISO 8601 UTC time, kept as the string the ledger and Celery store."""
-    return fields.String(dump_only=True, metadata={"format": "date-time"}, **kwargs)
+    metadata = {"format": "date-time"}
+    if description:
+        metadata["description"] = description
+    return fields.String(dump_only=True, metadata=metadata, **kwargs)
 
 
 class SlowJobSchema(Schema):
@@ -82,7 +85,11 @@ class TaskSchema(Schema):
     )
     submitted_at = timestamp(required=True)
     received_at = timestamp(allow_none=True)
-    started_at = timestamp(allow_none=True)
+    attempts = fields.Integer(
+        dump_only=True,
+        metadata={"description": "How many times it has started (retries, redeliveries)"},
+    )
+    started_at = timestamp("When the current attempt started", allow_none=True)
     finished_at = timestamp(allow_none=True)
     retry_at = timestamp(allow_none=True)
     links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)

@@ -87,10 +87,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# Atomically: a task cancelled while queued must never look started.
+# Atomically: a task cancelled while queued must never look started. Each start (a retry,
+# a redelivery) is an attempt: started_at and worker are the current attempt's.
+# KEYS: the entry. ARGV: started_at, expires, worker.
 MARK_STARTED = """
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 1 end
-redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 0
 """
@@ -118,9 +121,11 @@ def record_foreign(
     record_submission(client, {**entry, "worker": worker, "received_at": utc_now()}, expires)
 
 
-def mark_started(client: redis.Redis, task_id: str, expires: int) -> bool:
-    """Record that a worker started the task; True (and no start) if it was cancelled."""
-    return bool(scripts(client)["started"](keys=[task_key(task_id)], args=[utc_now(), expires]))
+def mark_started(client: redis.Redis, task_id: str, *, worker: str, expires: int) -> bool:
+    """Record that ``worker`` started an attempt at the task; True (and no start) if it
+    was cancelled."""
+    script = scripts(client)["started"]
+    return bool(script(keys=[task_key(task_id)], args=[utc_now(), expires, worker]))
 
 
 def read_entry(client: redis.Redis, task_id: str) -> dict[str, Any] | None:

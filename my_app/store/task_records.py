@@ -121,6 +121,7 @@ def describe(entry: dict[str, Any], meta: dict[str, Any] | None) -> dict[str, An
         "worker": entry.get("worker"),
         "submitted_at": entry["submitted_at"],
         "received_at": entry.get("received_at"),
+        "attempts": int(entry.get("attempts", 0)),
         "started_at": entry.get("started_at"),
         "finished_at": meta.get("date_done") if meta and state in TERMINAL_STATES else None,
         "retry_at": entry.get("retry_at") if state == "RETRY" else None,

@@ -36,7 +36,8 @@ class JobRun:
     def start(self) -> None:
         """Record the start; a task cancelled while queued stops here."""
         expires = current_app.config["RESULT_EXPIRES"]
-        if ledger.mark_started(redis_client.client, self.task_id, expires):
+        worker = self.task.request.hostname or ""
+        if ledger.mark_started(redis_client.client, self.task_id, worker=worker, expires=expires):
             raise JobCancelled
 
     def report(self, current: int, total: int, message: str | None = None) -> None:
