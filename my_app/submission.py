@@ -39,12 +39,6 @@ class Submission:
     created: bool = True
 
 
-def kind_of(celery_app: Celery, task_name: str) -> str:
-    """The kind a task shows: its ``kind`` option, else its Celery name."""
-    task = celery_app.tasks.get(task_name)
-    return getattr(task, "kind", None) or task_name
-
-
 @cache
 def routed_queue(celery_app: Celery, task_name: str) -> str:
     """The queue ``task_routes`` (or the default queue) sends a task to."""
@@ -95,18 +89,22 @@ def entry_for(
     *,
     owner: str,
     queue: str,
+    retry_of: str | None = None,
 ) -> dict[str, str]:
-    """The ledger entry of a task queued by a caller other than the API (a shell, a
-    canvas, ``celery call``, another service)."""
-    inputs, leftover_args = named_inputs(celery_app.tasks.get(task_name), args, kwargs)
+    """The ledger entry of a task, whoever queues it (the API, a shell, a canvas,
+    ``celery call``, another service). Its kind is the task's ``kind`` option, else its
+    Celery name (a task this app does not know, or one without a kind)."""
+    task = celery_app.tasks.get(task_name)
+    inputs, leftover_args = named_inputs(task, args, kwargs)
     return ledger.new_entry(
         task_id,
-        kind=kind_of(celery_app, task_name),
+        kind=getattr(task, "kind", None) or task_name,
         task_name=task_name,
         owner=owner,
         queue=queue,
         inputs=inputs,
         args=leftover_args,
+        retry_of=retry_of,
     )
 
 
@@ -130,7 +128,7 @@ def recorded_publish(
         return
     flask_app = task.flask_app
     client = flask_app.extensions["redis"]
-    task_id = task_id or (entry or {}).get("id") or uuid()
+    task_id = task_id or uuid()
     entry = entry or entry_for(
         task.app, task.name, task_id, args, kwargs,
         owner=default_owner(flask_app, task.app),
@@ -206,16 +204,10 @@ def submit_job(
         )
         if earlier_id is not None:
             return replay(earlier_id)
-    entry = ledger.new_entry(
-        task_id,
-        kind=kind_of(celery_app, task_name),
-        task_name=task_name,
-        owner=owner,
-        queue=routed_queue(celery_app, task_name),
-        inputs=inputs,
-        args=args or [],
-        retry_of=retry_of,
-    )
+    entry = entry_for(
+        celery_app, task_name, task_id, args, inputs,
+        owner=owner, queue=routed_queue(celery_app, task_name), retry_of=retry_of,
+    )  # fmt: skip
     try:
         task.apply_async(
             args=args or (),

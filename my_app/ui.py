@@ -7,7 +7,7 @@ from uuid import UUID
 from flask import Blueprint, render_template
 
 from .api.events import present
-from .api.tasks import load_tasks
+from .api.tasks import tasks_as_shown
 from .owners import current_owner
 
 bp = Blueprint("ui", __name__)
@@ -22,7 +22,7 @@ def index() -> str:
 @bp.get("/tasks/<uuid:task_id>")
 def task_detail(task_id: UUID) -> tuple[str, int]:
     """One task's full record, result, error and artifacts, kept live."""
-    found = load_tasks([str(task_id)])
+    found = tasks_as_shown([str(task_id)])
     if not found or found[0]["owner"] != current_owner():
         return render_template("task.html", task=None, task_id=task_id), 404
     return render_template("task.html", task=present(found[0]), task_id=task_id), 200

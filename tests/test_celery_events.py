@@ -24,14 +24,14 @@ def captured_events(celery_app) -> Iterator[list[dict]]:
         thread = threading.Thread(target=receiver.capture, kwargs={"wakeup": False})
         thread.start()
         try:
-            # Listening once an event of our own comes back.
             with celery_app.events.default_dispatcher() as dispatcher:
-                wait_until(
-                    lambda: dispatcher.send("test-listening") is None
-                    and any(event["type"] == "test-listening" for event in events),
-                    timeout=20,
-                    interval=0.2,
-                )
+
+                def heard_our_own_event() -> bool:
+                    dispatcher.send("test-listening")
+                    return any(event["type"] == "test-listening" for event in events)
+
+                # The receiver listens once an event of our own comes back.
+                wait_until(heard_our_own_event, timeout=20, interval=0.2)
             yield events
         finally:
             receiver.should_stop = True

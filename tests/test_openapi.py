@@ -11,7 +11,7 @@ import requests
 from conftest import purge_queues, wait_until
 from openapi_spec_validator import validate
 
-from my_app.api.tasks import load_tasks
+from my_app.api.tasks import tasks_as_shown
 from my_app.owners import current_owner
 from my_app.store import ledger
 
@@ -95,7 +95,7 @@ def test_the_live_service_honours_its_schema(app, live_server, tmp_path):
         wait_until(
             lambda: all(
                 task["state"] not in {"STARTED", "PROGRESS", "RETRY"}
-                for task in load_tasks(ledger.owner_task_ids(redis, current_owner()))
+                for task in tasks_as_shown(ledger.owner_task_ids(redis, current_owner()))
             ),
             timeout=120,
         )

@@ -12,7 +12,7 @@ import uuid
 
 import requests
 from celery import chain, group
-from conftest import ROOT, flower_process, wait_for_state, wait_until
+from conftest import ROOT, flower_process, wait_for_state
 
 from my_app.tasks import slow_task
 
@@ -103,11 +103,8 @@ def test_the_feed_announces_a_delay_task(live_server):
         lines = feed.iter_lines(decode_unicode=True)
         assert next(lines) == ": connected"
         result = slow_task.delay("on the feed", 0)
-        seen = wait_until(
-            lambda: next(
-                json.loads(line[6:])
-                for line in lines
-                if line.startswith("data: ") and json.loads(line[6:])["id"] == result.id
-            )
-        )
+        for line in lines:
+            if line.startswith("data: ") and json.loads(line[6:])["id"] == result.id:
+                seen = json.loads(line[6:])
+                break
     assert seen["kind"] == "slow"

@@ -7,6 +7,12 @@ import json
 import requests
 
 
+def submit_slow(live_server: str, seconds: int) -> dict:
+    """Queue the slow job over HTTP; its task record."""
+    body = {"name": "Ada", "seconds": seconds}
+    return requests.post(f"{live_server}/api/tasks/slow", json=body, timeout=5).json()
+
+
 def read_events(response: requests.Response) -> list[dict]:
     """Every task record the stream sent, until the server closed it."""
     events = []
@@ -17,9 +23,7 @@ def read_events(response: requests.Response) -> list[dict]:
 
 
 def test_events_arrive_in_order_and_the_stream_closes_after_success(live_server):
-    task = requests.post(
-        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 3}, timeout=5
-    ).json()
+    task = submit_slow(live_server, seconds=3)
     with requests.get(
         live_server + task["links"]["events"], stream=True, timeout=30
     ) as response:
@@ -38,9 +42,7 @@ def test_events_arrive_in_order_and_the_stream_closes_after_success(live_server)
 
 
 def test_a_reconnecting_client_gets_the_current_state_at_once(live_server):
-    task = requests.post(
-        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 0}, timeout=5
-    ).json()
+    task = submit_slow(live_server, seconds=0)
     url = live_server + task["links"]["events"]
     with requests.get(url, stream=True, timeout=30) as first:
         read_events(first)
@@ -50,9 +52,7 @@ def test_a_reconnecting_client_gets_the_current_state_at_once(live_server):
 
 
 def test_every_event_carries_data_and_the_reconnect_delay(live_server):
-    task = requests.post(
-        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 1}, timeout=5
-    ).json()
+    task = submit_slow(live_server, seconds=1)
     with requests.get(live_server + task["links"]["events"], stream=True, timeout=30) as r:
         blocks = r.text.split("\n\n")
     events = [block for block in blocks if block and not block.startswith(":")]
@@ -63,9 +63,7 @@ def test_every_event_carries_data_and_the_reconnect_delay(live_server):
 
 
 def test_a_client_reconnecting_to_a_finished_task_is_told_to_stop(live_server):
-    task = requests.post(
-        f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 0}, timeout=5
-    ).json()
+    task = submit_slow(live_server, seconds=0)
     url = live_server + task["links"]["events"]
     with requests.get(url, stream=True, timeout=30) as first:
         last_id = [line for line in first.iter_lines(decode_unicode=True) if line.startswith("id:")]
@@ -84,9 +82,7 @@ def test_events_of_an_unknown_task_are_a_json_404(live_server):
 def test_an_idle_stream_sends_heartbeats(app, live_server):
     app.config["EVENTS_HEARTBEAT_SECONDS"] = 0.2
     try:
-        task = requests.post(
-            f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 2}, timeout=5
-        ).json()
+        task = submit_slow(live_server, seconds=2)
         with requests.get(live_server + task["links"]["events"], stream=True, timeout=30) as r:
             lines = list(r.iter_lines(decode_unicode=True))
     finally:
@@ -99,9 +95,7 @@ def test_the_feed_announces_new_tasks_and_follows_them_to_the_end(live_server):
         assert feed.headers["Content-Type"].startswith("text/event-stream")
         lines = feed.iter_lines(decode_unicode=True)
         assert next(lines) == ": connected"  # a comment, sent once the feed listens
-        task = requests.post(
-            f"{live_server}/api/tasks/slow", json={"name": "Ada", "seconds": 1}, timeout=5
-        ).json()
+        task = submit_slow(live_server, seconds=1)
         states = []
         for line in lines:
             if line.startswith("data: "):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import serving, worker_process
+from conftest import serving, wait_until, worker_process
 from PIL import Image
 from playwright.sync_api import Page, Route, expect, sync_playwright
 from pypdf import PdfReader
@@ -172,10 +172,8 @@ def test_a_browser_stops_reconnecting_to_a_finished_task(page, ui_server):
     task = requests.post(
         f"{ui_server}/api/tasks/slow", json={"name": "Done", "seconds": 0}, timeout=5
     ).json()
-    deadline = time.monotonic() + 30
-    while requests.get(ui_server + task["links"]["self"], timeout=5).json()["state"] != "SUCCESS":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    task_url = ui_server + task["links"]["self"]
+    wait_until(lambda: requests.get(task_url, timeout=5).json()["state"] == "SUCCESS")
     requests_made = []
     page.on(
         "request",

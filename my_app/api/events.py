@@ -15,7 +15,7 @@ from uuid import UUID
 import redis
 from celery.backends.base import Backend
 from flask import Response, current_app, json, request, stream_with_context
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
 
 from ..owners import current_owner
 from ..store import ledger, task_records
@@ -227,6 +227,6 @@ def task_events(task_id: UUID) -> Response:
         raise
     if task is None:  # expired in between
         follower.close()
-        task_or_404(task_id)
+        abort(404, message=f"No task {task_id}: it never existed or has expired.")
     heartbeat = current_app.config["EVENTS_HEARTBEAT_SECONDS"]
     return event_stream_response(task_event_stream(follower, task, heartbeat_seconds=heartbeat))

@@ -29,7 +29,7 @@ RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED", "LOST"})
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
 
 
-def load_tasks(task_ids: list[str]) -> list[dict[str, Any]]:
+def tasks_as_shown(task_ids: list[str]) -> list[dict[str, Any]]:
     """The known tasks among ``task_ids``, a purged or lost one shown as LOST."""
     backend = current_app.extensions["celery"].backend
     return checked_for_lost(task_records.load_tasks(redis_client.client, backend, task_ids))
@@ -69,7 +69,7 @@ def checked_for_lost(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def task_or_404(task_id: UUID | str) -> dict[str, Any]:
     """The current owner's task with this id, or a 404 error."""
-    found = load_tasks([str(task_id)])
+    found = tasks_as_shown([str(task_id)])
     if not found or found[0]["owner"] != current_owner():
         abort(404, message=f"No task {task_id}: it never existed or has expired.")
     return found[0]
@@ -126,10 +126,10 @@ class TaskCollection(MethodView):
         last = first + pagination_parameters.page_size
         if not filters:
             pagination_parameters.item_count = len(task_ids)
-            return [with_links(task) for task in load_tasks(task_ids[first:last])]
+            return [with_links(task) for task in tasks_as_shown(task_ids[first:last])]
         matching = [
             task
-            for task in load_tasks(task_ids)
+            for task in tasks_as_shown(task_ids)
             if all(task[name] == value for name, value in filters.items())
         ]
         pagination_parameters.item_count = len(matching)
