@@ -148,6 +148,7 @@ def test_a_redelivered_message_is_not_sent_twice(client, smtp_server, app):
         ({**EMAIL, "to": []}, "to"),
         ({**EMAIL, "to": [f"u{i}@example.com" for i in range(51)]}, "to"),
         ({**EMAIL, "subject": "two\nlines"}, "subject"),
+        ({**EMAIL, "subject": "a trailing newline\n"}, "subject"),
         ({key: value for key, value in EMAIL.items() if key != "text"}, "text"),
     ],
 )

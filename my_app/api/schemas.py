@@ -138,8 +138,10 @@ class EmailJobSchema(Schema):
         required=True,
         validate=[
             validate.Length(1, 998),
-            validate.Regexp(r"^[^\r\n]*$", error="The subject must be a single line."),
+            # Not validate.Regexp: Python's `$` also matches before a final newline.
+            validate.ContainsNoneOf("\r\n", error="The subject must be a single line."),
         ],
+        metadata={"pattern": r"^[^\r\n]*$"},
     )
     text = fields.String(required=True, validate=validate.Length(max=1_000_000))
     html = fields.String(validate=validate.Length(max=1_000_000))
