@@ -47,19 +47,28 @@ def create_app(config: str | type[Config] | None = None, **settings: Any) -> Fla
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind Redis, Celery, the rate limiter, the API and error handling to the app."""
-    from . import tasks  # noqa: F401  registers the tasks with the app's Celery
+    """Bind authentication, security headers, Redis, Celery, the rate limiter, the API and
+    error handling to the app."""
+    from . import (
+        auth,
+        security_headers,
+        tasks,  # noqa: F401  registers the tasks with the app's Celery
+    )
     from .celery_app import celery_init_app
     from .errors import register_error_handlers
     from .extensions import NoSessions, api, limiter, redis_client
     from .worker import signals  # noqa: F401  the worker's side of the ledger
 
-    app.session_interface = NoSessions()
+    # First: a request without a valid key is refused before anything else runs.
+    auth.init_app(app)
+    if not app.extensions["api_keys"]:
+        app.session_interface = NoSessions()  # nobody signs in: no cookie to sign
     redis_client.init_app(app)
     celery_init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     limiter.init_app(app)
     api.init_app(app)
+    security_headers.init_app(app, production=app.config["HSTS"])
     register_error_handlers(app)
 
 
@@ -70,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.run_task import blp as run_task_blueprint
     from .api.tasks import blp as tasks_blueprint
     from .extensions import api
+    from .health import bp as health_blueprint
     from .ui import bp as ui_blueprint
 
     api.register_blueprint(jobs_blueprint)
@@ -77,3 +87,4 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(events_blueprint)
     api.register_blueprint(run_task_blueprint)
     app.register_blueprint(ui_blueprint)
+    app.register_blueprint(health_blueprint)

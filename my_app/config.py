@@ -12,6 +12,8 @@ DEFAULT_SECRET_KEY = "dev"
 #: Settings that plain environment variables (``REDIS_URL=...``) override, besides the
 #: ``FLASK_``-prefixed form that reaches every setting.
 PLAIN_ENV_SETTINGS = (
+    "API_KEYS",
+    "API_KEYS_FILE",
     "REDIS_URL",
     "CELERY_BROKER_URL",
     "TRUSTED_PROXIES",
@@ -32,6 +34,21 @@ class Config:
     """Defaults shared by every environment."""
 
     SECRET_KEY = DEFAULT_SECRET_KEY
+    #: API keys, "name:secret" or "name:secret:admin", separated by commas or lines. Unset
+    #: (and no API_KEYS_FILE), every caller is one anonymous owner: development only.
+    API_KEYS: str | None = None
+    #: A file of the same entries, one per line ("#" starts a comment).
+    API_KEYS_FILE: str | None = None
+    # The browser's session cookie (set when it signs in with a key).
+    SESSION_COOKIE_SAMESITE = "Strict"
+    SESSION_COOKIE_SECURE = False
+    #: Send Strict-Transport-Security on HTTPS requests (directly or X-Forwarded-Proto).
+    HSTS = False
+    #: Quotas for each owner but an admin: jobs queued or running at once (429 beyond),
+    #: bytes of inputs one submission may store (413 beyond), and the longest slow job.
+    MAX_ACTIVE_JOBS = 100  # 0 means no quota
+    MAX_INPUT_BYTES = 1024 * 1024
+    MAX_JOB_SECONDS = 600
     #: The Redis that holds the ledger, results and artifacts (and, by default, the queue).
     REDIS_URL = "redis://127.0.0.1:6379/0"
     #: Celery's broker, when it is not REDIS_URL: another Redis, or RabbitMQ (amqp://...).
@@ -57,8 +74,9 @@ class Config:
     # How long an Idempotency-Key is remembered.
     IDEMPOTENCY_TTL = 24 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
-    # Submissions a client (by address) may make a minute; 0 means no limit. Counted by
-    # Flask-Limiter in RATELIMIT_STORAGE_URI (default: REDIS_URL).
+    # Submissions an owner (its API key; without keys, a client address) may make a
+    # minute; 0 means no limit. Counted by Flask-Limiter in RATELIMIT_STORAGE_URI
+    # (default: REDIS_URL).
     SUBMIT_RATE_LIMIT = 600
     RATELIMIT_HEADERS_ENABLED = True
 
@@ -144,6 +162,7 @@ class TestingConfig(Config):
     TESTING = True
     RESULT_EXPIRES = 600
     SUBMIT_RATE_LIMIT = 0
+    MAX_ACTIVE_JOBS = 0  # 0: no quota; the quota tests set their own
     MAIL_RETRY_BACKOFF = 0.5
     MAIL_RETRY_BACKOFF_MAX = 1.0
 
@@ -153,6 +172,8 @@ class ProductionConfig(Config):
 
     SECRET_KEY = None
     MAIL_SERVER = None
+    SESSION_COOKIE_SECURE = True
+    HSTS = True
 
 
 CONFIGS: Mapping[str, type[Config]] = {

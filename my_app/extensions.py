@@ -8,12 +8,29 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api
+from flask_talisman import Talisman
+
+from .auth import current_caller
 
 api = Api()
 
-#: Rate limits counted in Redis (RATELIMIT_STORAGE_URI, by default REDIS_URL), by client
-#: address; behind TRUSTED_PROXIES that address comes from X-Forwarded-For.
-limiter = Limiter(key_func=get_remote_address)
+
+def rate_limit_key() -> str:
+    """Whose budget a request spends: its API key's owner, or, for the anonymous owner of
+    a development machine, the client's address (behind TRUSTED_PROXIES, the address
+    X-Forwarded-For names)."""
+    caller = current_caller()
+    if caller.signed_in_by == "anonymous":
+        return f"address:{get_remote_address()}"
+    return f"owner:{caller.owner}"
+
+
+#: Rate limits counted in Redis (RATELIMIT_STORAGE_URI, by default REDIS_URL).
+limiter = Limiter(key_func=rate_limit_key)
+
+#: Security headers on every response (Content-Security-Policy, nosniff, frame-ancestors,
+#: Referrer-Policy, and HSTS over HTTPS in production); see my_app.security_headers.
+talisman = Talisman()
 
 
 class NoSessions(SessionInterface):

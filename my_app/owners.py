@@ -1,14 +1,39 @@
-"""Whose tasks these are: every task in the ledger belongs to one owner."""
+"""Whose tasks these are: every task in the ledger belongs to one owner, and a caller
+sees its own tasks (an admin sees everyone's)."""
 
 from __future__ import annotations
 
-from flask import current_app
+from typing import Any
+
+import redis
+
+from .auth import current_caller
+from .store import ledger
+from .store.keys import ALL_SUBMITTED_CHANNEL, owner_channel
 
 
 def current_owner() -> str:
-    """The owner the current request acts for.
+    """The owner the current request acts for: its API key's name, or, with ``API_KEYS``
+    unset, the one anonymous owner that tasks queued outside the HTTP API belong to
+    (``DEFAULT_OWNER``), so the API shows them."""
+    return current_caller().owner
 
-    Without authentication every caller is one anonymous owner, the one that tasks
-    queued outside the HTTP API belong to (``DEFAULT_OWNER``), so the API shows them.
-    """
-    return current_app.config["DEFAULT_OWNER"]
+
+def can_see(task: dict[str, Any]) -> bool:
+    """Whether the current caller may see (and act on) ``task``."""
+    caller = current_caller()
+    return caller.admin or task["owner"] == caller.owner
+
+
+def visible_task_ids(client: redis.Redis, limit: int | None = None) -> list[str]:
+    """The ids of the tasks the current caller sees, newest first."""
+    caller = current_caller()
+    if caller.admin:
+        return ledger.all_task_ids(client, limit=limit)
+    return ledger.owner_task_ids(client, caller.owner, limit=limit)
+
+
+def submissions_channel() -> str:
+    """The channel announcing the new tasks the current caller sees."""
+    caller = current_caller()
+    return ALL_SUBMITTED_CHANNEL if caller.admin else owner_channel(caller.owner)

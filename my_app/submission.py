@@ -19,10 +19,10 @@ from typing import Any
 
 from celery import Celery, Task, uuid
 from celery.signals import before_task_publish
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 
 from .store import idempotency, ledger, task_records
-from .store.keys import owner_channel, task_key
+from .store.keys import ALL_SUBMITTED_CHANNEL, owner_channel, task_key
 
 KWARGSREPR_MAX = 1024
 
@@ -70,8 +70,12 @@ def named_inputs(task: Task | None, args: Any, kwargs: Any) -> tuple[dict[str, A
 
 
 def default_owner(flask_app: Flask, celery_app: Celery) -> str:
-    """The owner of a task queued outside the HTTP API: its parent's, when a worker's
-    task queues it (a chain's next step), else ``DEFAULT_OWNER``."""
+    """The owner of a task queued without one being named: the caller's, when a request
+    queues it (``/run-task`` calls ``.delay()``); its parent's, when a worker's task
+    queues it (a chain's next step); else ``DEFAULT_OWNER`` (a shell, beat, Flower)."""
+    caller = g.get("caller") if has_request_context() else None
+    if caller is not None:
+        return caller.owner
     parent = celery_app.current_worker_task
     if parent is not None and parent.request.id:
         owner = flask_app.extensions["redis"].hget(task_key(parent.request.id), "owner")
@@ -147,9 +151,12 @@ def recorded_publish(
 
 
 def announce(celery_app: Celery, entry: dict[str, str]) -> None:
-    """Tell the owner's live feed about a new task, on the result backend's Redis, where
-    the feed follows its results."""
-    celery_app.backend.client.publish(owner_channel(entry["owner"]), entry["id"])
+    """Tell the owner's live feed and the admins' about a new task, on the result
+    backend's Redis, where the feeds follow its results (one round trip)."""
+    pipe = celery_app.backend.client.pipeline(transaction=False)
+    pipe.publish(owner_channel(entry["owner"]), entry["id"])
+    pipe.publish(ALL_SUBMITTED_CHANNEL, entry["id"])
+    pipe.execute()
 
 
 @before_task_publish.connect

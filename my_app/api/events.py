@@ -17,9 +17,8 @@ from celery.backends.base import Backend
 from flask import Response, current_app, json, request, stream_with_context
 from flask_smorest import Blueprint, abort
 
-from ..owners import current_owner
+from ..owners import submissions_channel, visible_task_ids
 from ..store import ledger, task_records
-from ..store.keys import owner_channel
 from .schemas import ErrorSchema, TaskSchema
 from .tasks import task_or_404, with_links
 
@@ -139,16 +138,17 @@ def task_event_stream(
 
 def owner_event_stream(
     follower: TaskFollower,
-    owner: str,
+    announcements: str,
     unfinished: list[dict[str, Any]],
     *,
     heartbeat_seconds: float,
 ) -> Iterator[str]:
-    """The owner's unfinished tasks now, then every new task and every change.
+    """The caller's unfinished tasks now, then every new task announced on the channel
+    ``announcements`` and every change.
 
     One connection serves a whole page, however many tasks it shows.
     """
-    announcements = owner_channel(owner).encode()
+    announced = announcements.encode()
     try:
         yield ": connected\n"  # a comment, not an event: the client knows the feed is open
         for task in unfinished:
@@ -158,7 +158,7 @@ def owner_event_stream(
             if message is None:
                 yield ": heartbeat\n\n"
                 continue
-            if message["channel"] == announcements:
+            if message["channel"] == announced:
                 task = follower.follow(message["data"].decode())
             elif message["channel"] in follower.channels:
                 task = follower.update(follower.channels[message["channel"]], message["data"])
@@ -189,11 +189,11 @@ def new_follower() -> TaskFollower:
 @blp.alt_response(503, schema=ErrorSchema, description="The feed cannot be opened")
 def task_feed() -> Response:
     """Follow all your tasks live: every unfinished one now, then each new task and change"""
-    owner = current_owner()
+    announcements = submissions_channel()
     follower = new_follower()
     try:
-        follower.pubsub.subscribe(owner_channel(owner))
-        recent = ledger.owner_task_ids(follower.client, owner, limit=FEED_RECENT_TASKS)
+        follower.pubsub.subscribe(announcements)
+        recent = visible_task_ids(follower.client, limit=FEED_RECENT_TASKS)
         unfinished = [
             followed
             for task in task_records.load_tasks(follower.client, follower.backend, recent)
@@ -205,7 +205,7 @@ def task_feed() -> Response:
         raise
     heartbeat = current_app.config["EVENTS_HEARTBEAT_SECONDS"]
     return event_stream_response(
-        owner_event_stream(follower, owner, unfinished, heartbeat_seconds=heartbeat)
+        owner_event_stream(follower, announcements, unfinished, heartbeat_seconds=heartbeat)
     )
 
 

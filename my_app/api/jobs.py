@@ -18,6 +18,7 @@ from ..store import artifacts
 from ..tasks import email_task, report_task, slow_task, thumbnail_task
 from ..worker.jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
 from .limits import submission_limit
+from .quotas import check_job_seconds
 from .schemas import (
     EmailJobSchema,
     ErrorSchema,
@@ -72,9 +73,16 @@ def submission_doc(view: Any) -> Any:
         200, schema=TaskSchema, description="An Idempotency-Key replay: the task first created"
     )(view)
     for code, description in (
+        (401, "No valid API key"),
+        (403, "A cross-site request with the browser's cookie"),
         (409, "Idempotency-Key reused with another body"),
+        (413, "The body, the image or the inputs to store are too large"),
         (415, "The body is not of the expected type"),
-        (429, "Too many submissions this minute (see Retry-After and X-RateLimit-*)"),
+        (
+            429,
+            "Too many submissions this minute (see Retry-After and X-RateLimit-*), or too "
+            "many jobs queued or running at once",
+        ),
         (503, "Redis or the broker is unreachable; nothing was queued"),
     ):
         view = blp.alt_response(code, schema=ErrorSchema, description=description)(view)
@@ -95,6 +103,7 @@ class SlowJobs(MethodView):
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue the seed job: count seconds with progress, then greet a name"""
+        check_job_seconds(job["seconds"])
         return accept(slow_task.name, job, headers)
 
 
@@ -131,7 +140,6 @@ class ThumbnailJobs(MethodView):
     @blp.arguments(ThumbnailJobSchema(), location="multipart")
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
     @blp.response(202, TaskSchema)
-    @blp.alt_response(413, schema=ErrorSchema, description="The image is too large")
     @blp.doc(requestBody={"content": {"multipart/form-data": {"encoding": SIZES_ENCODING}}})
     @submission_doc
     def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:

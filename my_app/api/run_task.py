@@ -11,6 +11,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ..tasks import slow_task
 from .limits import submission_limit
+from .quotas import check_active_jobs, check_job_seconds
 from .schemas import ErrorSchema, RunTaskAcceptedSchema, RunTaskQueryArgsSchema, TaskStatusSchema
 from .tasks import task_or_404
 
@@ -32,6 +33,8 @@ def run_task(args: dict[str, Any], name: str) -> Any:
         raise MethodNotAllowed(["GET", "POST"], "HEAD would queue a job; use GET or POST.")
     if len(name) > MAX_NAME_LENGTH:
         abort(422, message=f"name is longer than {MAX_NAME_LENGTH} characters.")
+    check_job_seconds(args["seconds"], location="query")
+    check_active_jobs()
     result = slow_task.delay(name, args["seconds"])
     status_url = url_for("run_task.status", task_id=result.id)
     accepted = {

@@ -12,10 +12,11 @@ from flask_smorest import Blueprint, abort
 
 from ..broker_queues import waiting_messages
 from ..extensions import redis_client
-from ..owners import current_owner
+from ..owners import can_see, current_owner, visible_task_ids
 from ..store import artifacts, ledger, task_records
 from ..submission import submit_job
 from .limits import submission_limit
+from .quotas import check_active_jobs, check_inputs_size
 from .schemas import ErrorSchema, IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
 
 blp = Blueprint(
@@ -68,9 +69,10 @@ def checked_for_lost(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def task_or_404(task_id: UUID | str) -> dict[str, Any]:
-    """The current owner's task with this id, or a 404 error."""
+    """The caller's task with this id (any task, for an admin), or a 404 error: another
+    owner's task is as absent as one that never existed."""
     found = tasks_as_shown([str(task_id)])
-    if not found or found[0]["owner"] != current_owner():
+    if not found or not can_see(found[0]):
         abort(404, message=f"No task {task_id}: it never existed or has expired.")
     return found[0]
 
@@ -100,7 +102,10 @@ def accept(
     args: list[Any] | None = None,
     retry_of: str | None = None,
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Submit a job and answer 202 with its task (200 when an Idempotency-Key replays it)."""
+    """Submit a job within the caller's quotas and answer 202 with its task (200 when an
+    Idempotency-Key replays it)."""
+    check_inputs_size(inputs)
+    check_active_jobs()
     submission = submit_job(
         task_name,
         inputs,
@@ -121,7 +126,7 @@ class TaskCollection(MethodView):
     @blp.paginate()
     def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
         """List your tasks, newest first"""
-        task_ids = ledger.owner_task_ids(redis_client.client, current_owner())
+        task_ids = visible_task_ids(redis_client.client)
         first = pagination_parameters.first_item
         last = first + pagination_parameters.page_size
         if not filters:

@@ -19,6 +19,19 @@ def owner_key(owner: str) -> str:
     return f"{PREFIX}owner:{owner}"
 
 
+#: The sorted set of every owner's task ids, scored by submission time (an admin's list).
+ALL_TASKS = f"{PREFIX}tasks"
+
+#: The channel announcing every new task, whoever owns it (an admin's feed).
+ALL_SUBMITTED_CHANNEL = f"{PREFIX}submitted"
+
+
+def owner_active_key(owner: str) -> str:
+    """The set of an owner's task ids that may still be queued or running (the quota of
+    jobs at once); finished ones are pruned when the owner nears the quota."""
+    return f"{PREFIX}owner:{owner}:active"
+
+
 def owner_channel(owner: str) -> str:
     """The channel announcing each new task of an owner (its id)."""
     return f"{PREFIX}owner:{owner}:submitted"

@@ -19,7 +19,7 @@ import redis
 from kombu.utils import json as kombu_json
 from redis.commands.core import Script
 
-from .keys import owner_key, task_key
+from .keys import ALL_TASKS, owner_active_key, owner_key, task_key
 
 #: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
 ARTIFACT_FIELD_PREFIX = "artifact:"
@@ -28,6 +28,13 @@ ARTIFACT_FIELD_PREFIX = "artifact:"
 def utc_now() -> str:
     """The current time, ISO 8601 in UTC."""
     return datetime.now(UTC).isoformat()
+
+
+def encode_inputs(inputs: Mapping[str, Any] | list[Any]) -> str:
+    """Inputs as the ledger stores them: Celery's JSON (kombu's types), compact and
+    unescaped, so non-ASCII text costs its UTF-8 bytes rather than up to 12 a character."""
+    value = dict(inputs) if isinstance(inputs, Mapping) else inputs
+    return kombu_json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def new_entry(
@@ -49,25 +56,30 @@ def new_entry(
         "task": task_name,
         "owner": owner,
         "queue": queue,
-        "inputs": kombu_json.dumps(dict(inputs)),
+        "inputs": encode_inputs(inputs),
         "submitted_at": utc_now(),
     }
     if args:
-        entry["args"] = kombu_json.dumps(list(args))
+        entry["args"] = encode_inputs(list(args))
     if retry_of:
         entry["retry_of"] = retry_of
     return entry
 
 
 def record_submission(client: redis.Redis, entry: dict[str, str], expires: int) -> None:
-    """Write a new entry and file it under its owner, all at once (MULTI/EXEC)."""
+    """Write a new entry and file it under its owner and among all tasks, all at once
+    (MULTI/EXEC)."""
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
+    owner = entry["owner"]
     pipe = client.pipeline(transaction=True)
     pipe.hset(task_key(entry["id"]), mapping=entry)
     pipe.expire(task_key(entry["id"]), expires)
-    pipe.zadd(owner_key(entry["owner"]), {entry["id"]: submitted})
-    pipe.zremrangebyscore(owner_key(entry["owner"]), "-inf", submitted - expires)
-    pipe.expire(owner_key(entry["owner"]), expires)
+    for index in (owner_key(owner), ALL_TASKS):
+        pipe.zadd(index, {entry["id"]: submitted})
+        pipe.zremrangebyscore(index, "-inf", submitted - expires)
+        pipe.expire(index, expires)
+    pipe.sadd(owner_active_key(owner), entry["id"])
+    pipe.expire(owner_active_key(owner), expires)
     pipe.execute()
 
 
@@ -76,6 +88,8 @@ def forget_submission(client: redis.Redis, task_id: str, owner: str) -> None:
     pipe = client.pipeline(transaction=True)
     pipe.delete(task_key(task_id))
     pipe.zrem(owner_key(owner), task_id)
+    pipe.zrem(ALL_TASKS, task_id)
+    pipe.srem(owner_active_key(owner), task_id)
     pipe.execute()
 
 
@@ -194,3 +208,24 @@ def record_progress(client: redis.Redis, task_id: str, progress: dict[str, Any])
 def owner_task_ids(client: redis.Redis, owner: str, limit: int | None = None) -> list[str]:
     """An owner's task ids, newest first (the ``limit`` newest, if given)."""
     return client.zrevrange(owner_key(owner), 0, -1 if limit is None else limit - 1)
+
+
+def all_task_ids(client: redis.Redis, limit: int | None = None) -> list[str]:
+    """Every owner's task ids, newest first (the ``limit`` newest, if given)."""
+    return client.zrevrange(ALL_TASKS, 0, -1 if limit is None else limit - 1)
+
+
+def count_active(client: redis.Redis, owner: str) -> int:
+    """How many tasks the owner's active set holds."""
+    return client.scard(owner_active_key(owner))
+
+
+def active_task_ids(client: redis.Redis, owner: str) -> set[str]:
+    """The owner's tasks that were queued or running when last looked at."""
+    return client.smembers(owner_active_key(owner))
+
+
+def forget_finished(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
+    """Drop finished tasks from the owner's active set."""
+    if task_ids:
+        client.srem(owner_active_key(owner), *task_ids)
