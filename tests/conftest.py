@@ -24,6 +24,7 @@ from celery import Task, shared_task
 from celery.contrib.testing.worker import start_worker
 from flask import Flask, current_app
 from flask.testing import FlaskClient
+from playwright.sync_api import sync_playwright
 from werkzeug.serving import make_server
 
 from devservers.embedded_redis import free_port, is_answering, redis_command
@@ -182,6 +183,32 @@ def answers(url: str) -> bool:
         return False
 
 
+#: The keys of the keyed app: two owners and an admin.
+API_KEYS = "alice:alice-secret,bob:bob-secret,root:root-secret:admin"
+ALICE = {"Authorization": "Bearer alice-secret"}
+BOB = {"Authorization": "Bearer bob-secret"}
+ADMIN = {"Authorization": "Bearer root-secret"}
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium; missing, it fails the run under CI and skips elsewhere."""
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(scope="session")
 def worker_app(redis_url: str) -> Flask:
     """The app that the session's worker serves, on database 0."""
@@ -212,6 +239,20 @@ def app(worker_app: Flask, celery_worker: Any) -> Flask:
     celery_app.set_default()
     celery_app.set_current()
     return worker_app
+
+
+@pytest.fixture
+def keyed_app(app: Flask, redis_url: str) -> Iterator[Flask]:
+    """The app with API keys (alice, bob, and root the admin) on the session worker's
+    database, so the worker runs what it queues."""
+    keyed = create_app(
+        "testing", REDIS_URL=f"{redis_url}/0", API_KEYS=API_KEYS, SECRET_KEY="test-secret",
+        EVENTS_HEARTBEAT_SECONDS=0.5,
+    )  # fmt: skip
+    yield keyed
+    celery_app = app.extensions["celery"]  # back to the worker's app for later tests
+    celery_app.set_default()
+    celery_app.set_current()
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ def test_submit_answers_202_with_the_queued_task(client):
     assert task["state"] == "QUEUED"
     assert task["inputs"] == {"name": "Ada", "seconds": 1}
     assert task["submitted_at"].endswith("+00:00")
-    assert "owner" not in task and "artifacts" not in task  # internal, or shown as links
+    assert task["owner"] == "public"  # without API_KEYS, everyone is the default owner
+    assert "artifacts" not in task  # shown as links
     assert task["links"] == {
         "self": f"/api/tasks/{task['id']}",
         "events": f"/api/tasks/{task['id']}/events",

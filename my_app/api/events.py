@@ -19,7 +19,7 @@ from flask_smorest import Blueprint, abort
 
 from ..owners import submissions_channel, visible_task_ids
 from ..store import ledger, task_records
-from .schemas import ErrorSchema, TaskSchema
+from .schemas import ErrorSchema, TaskSchema, TaskSummarySchema
 from .tasks import task_or_404, with_links
 
 blp = Blueprint("events", __name__, url_prefix="/api/tasks", description="Follow tasks live.")
@@ -47,6 +47,7 @@ SSE_RESPONSE = {
 FINISHED_RESPONSE = {"description": "The task has finished: reconnecting clients stop (SSE)"}
 
 task_schema = TaskSchema()
+summary_schema = TaskSummarySchema()
 
 
 def sse_event(task: dict[str, Any], event_id: int | None = None) -> str:
@@ -60,6 +61,12 @@ def sse_event(task: dict[str, Any], event_id: int | None = None) -> str:
 def present(task: dict[str, Any]) -> dict[str, Any]:
     """A task record as the API shows it."""
     return task_schema.dump(with_links(task))
+
+
+def summarise(task: dict[str, Any]) -> dict[str, Any]:
+    """A task record as the list and the feed show it: without its inputs, which may be
+    a megabyte (the task's own record and stream carry them)."""
+    return summary_schema.dump(with_links(task))
 
 
 class TaskFollower:
@@ -152,7 +159,7 @@ def owner_event_stream(
     try:
         yield ": connected\n"  # a comment, not an event: the client knows the feed is open
         for task in unfinished:
-            yield sse_event(present(task))
+            yield sse_event(summarise(task))
         while True:
             message = follower.next_message(heartbeat_seconds)
             if message is None:
@@ -165,7 +172,7 @@ def owner_event_stream(
             else:
                 continue  # a late message of a task already final
             if task is not None:
-                yield sse_event(present(task))
+                yield sse_event(summarise(task))
     finally:
         follower.close()
 

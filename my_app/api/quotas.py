@@ -50,7 +50,7 @@ def check_active_jobs() -> None:
         for task_id in active
         if task_id not in shown or shown[task_id]["state"] in task_records.TERMINAL_STATES
     }
-    ledger.forget_finished(client, caller.owner, finished)
+    ledger.drop_active(client, caller.owner, finished)
     if len(active) - len(finished) >= limit:
         abort(
             429,

@@ -74,6 +74,9 @@ class TaskSchema(Schema):
 
     id = fields.String(dump_only=True, required=True)
     kind = fields.String(dump_only=True, required=True)
+    owner = fields.String(
+        dump_only=True, metadata={"description": "The API key that queued it (or the default)"}
+    )
     state = fields.String(dump_only=True, required=True, validate=validate.OneOf(STATES))
     progress = fields.Nested(ProgressSchema, dump_only=True, allow_none=True)
     result = fields.Raw(dump_only=True, allow_none=True)
@@ -93,6 +96,14 @@ class TaskSchema(Schema):
     finished_at = timestamp(allow_none=True)
     retry_at = timestamp(allow_none=True)
     links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)
+
+
+class TaskSummarySchema(TaskSchema):
+    """A task as a list or the feed shows it: all but its inputs, which may be a megabyte
+    (the task's own record carries them), so a page stays small whatever they are."""
+
+    class Meta:
+        exclude = ("inputs",)
 
 
 class TaskQueryArgsSchema(Schema):

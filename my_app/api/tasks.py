@@ -17,7 +17,13 @@ from ..store import artifacts, ledger, task_records
 from ..submission import submit_job
 from .limits import submission_limit
 from .quotas import check_active_jobs, check_inputs_size
-from .schemas import ErrorSchema, IdempotencyHeadersSchema, TaskQueryArgsSchema, TaskSchema
+from .schemas import (
+    ErrorSchema,
+    IdempotencyHeadersSchema,
+    TaskQueryArgsSchema,
+    TaskSchema,
+    TaskSummarySchema,
+)
 
 blp = Blueprint(
     "tasks",
@@ -122,7 +128,7 @@ def accept(
 @blp.route("")
 class TaskCollection(MethodView):
     @blp.arguments(TaskQueryArgsSchema(), location="query")
-    @blp.response(200, TaskSchema(many=True))
+    @blp.response(200, TaskSummarySchema(many=True))
     @blp.paginate()
     def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
         """List your tasks, newest first"""
@@ -158,6 +164,8 @@ class TaskItem(MethodView):
         if task["state"] in task_records.TERMINAL_STATES:
             abort(409, message=f"Task {task_id} already finished ({task['state']}).")
         ledger.request_cancel(redis_client.client, task["id"])
+        # A cancelled job no longer counts against its owner's jobs at once.
+        ledger.drop_active(redis_client.client, task["owner"], {task["id"]})
         # The flag above is what counts; the broadcast lets a worker that already
         # holds the message drop it without starting it (Celery's own revoked path).
         current_app.extensions["celery"].control.revoke(task["id"])

@@ -225,7 +225,7 @@ def active_task_ids(client: redis.Redis, owner: str) -> set[str]:
     return client.smembers(owner_active_key(owner))
 
 
-def forget_finished(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
-    """Drop finished tasks from the owner's active set."""
+def drop_active(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
+    """Drop finished or cancelled tasks from the owner's active set."""
     if task_ids:
         client.srem(owner_active_key(owner), *task_ids)
