@@ -10,6 +10,8 @@ from celery.backends.redis import RedisBackend
 from flask import Flask
 from kombu import Queue
 
+from .worker.leases import LeaseRenewal
+
 
 class SubmitOnlyRedisBackend(RedisBackend):
     """The Redis result backend, minus the producer's result subscription.
@@ -113,6 +115,7 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_settings(app.config))
+    celery_app.steps["consumer"].add(LeaseRenewal)
     celery_app.set_default()
     # Task proxies (``slow_task.delay``, from ``@shared_task``) resolve to the current
     # Celery app: in each request, this app's, even where a process holds several.

@@ -133,12 +133,27 @@ class Config:
         "task_track_started": False,
         "task_default_queue": "default",
         "broker_connection_retry_on_startup": True,
-        # Late-acknowledged jobs are redelivered after this many seconds unacknowledged;
-        # it must outlast the longest job (the slow job runs up to an hour).
+        # A message a worker holds (late-acked, or fetched ahead) becomes visible to other
+        # workers this many seconds after its worker last renewed it: each worker renews
+        # what it holds every third of it (my_app.worker.leases), so a dead worker's jobs
+        # run again within about 40 s while a living worker's long jobs never run twice.
+        # Every worker sweeps for such messages each unacked_restore_interval seconds.
         "broker_transport_options": {
-            "visibility_timeout": 2 * 3600,
+            "visibility_timeout": 30,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
             "socket_connect_timeout": 1.0,
+            "socket_timeout": 5.0,
+            "retry_on_timeout": True,
+            "health_check_interval": 10,
         },
+        # One message fetched ahead per process: a long job never holds others back, and
+        # a dead worker strands as few as possible.
+        "worker_prefetch_multiplier": 1,
+        # Keep reconnecting to a broker that is down, however long it stays down.
+        "broker_connection_max_retries": None,
+        "redis_retry_on_timeout": True,
+        "redis_backend_health_check_interval": 10,
         "redis_socket_connect_timeout": 1.0,
         "redis_socket_timeout": 5.0,
         "worker_hijack_root_logger": False,

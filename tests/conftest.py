@@ -82,6 +82,67 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.wait(timeout=10)
 
 
+class RedisProcess:
+    """A redis-server of a test's own (AOF on, like ``make redis``) that the test can
+    stop, restart, pause and resume: a real process, signalled."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start it and wait until it answers."""
+        command = redis_command(self.port, self.data_dir, log_file=self.data_dir / "redis.log")
+        self.process = subprocess.Popen(command)
+        wait_until(lambda: is_answering("127.0.0.1", self.port), timeout=10)
+
+    def stop(self) -> None:
+        """Stop it the way an operator would (SIGTERM: the AOF is flushed)."""
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Stop it and start it again on the same port and data."""
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open, nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused Redis go on (SIGCONT)."""
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A Redis of this test's own, as a process the test can signal."""
+    server = RedisProcess(tmp_path)
+    yield server
+    server.resume()
+    if server.process.poll() is None:
+        server.stop()
+
+
+@contextmanager
+def web_process(redis_url: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``python run.py`` (the web server) on a free port as a subprocess; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing", "PORT": str(port),
+           **(env or {})}  # fmt: skip
+    server = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env)
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=20)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def require_binary(path: str, package: str) -> None:
     """Skip a test whose server binary is missing; under CI (``.ci/run`` installs it), fail."""
     if not shutil.which(path):

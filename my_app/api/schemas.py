@@ -95,6 +95,10 @@ class TaskSchema(Schema):
     started_at = timestamp("When the current attempt started", allow_none=True)
     finished_at = timestamp(allow_none=True)
     retry_at = timestamp(allow_none=True)
+    warning = fields.String(
+        dump_only=True,
+        metadata={"description": "Something the caller should know: its worker is gone"},
+    )
     links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)
 
 

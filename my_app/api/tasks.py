@@ -37,9 +37,29 @@ BINARY_SCHEMA = {"type": "string", "format": "binary"}
 
 
 def tasks_as_shown(task_ids: list[str]) -> list[dict[str, Any]]:
-    """The known tasks among ``task_ids``, a purged or lost one shown as LOST."""
+    """The known tasks among ``task_ids``, a purged or lost one shown as LOST, and one
+    held by a worker that stopped beating with a warning."""
     backend = current_app.extensions["celery"].backend
-    return checked_for_lost(task_records.load_tasks(redis_client.client, backend, task_ids))
+    tasks = task_records.load_tasks(redis_client.client, backend, task_ids)
+    return with_gone_workers(checked_for_lost(tasks))
+
+
+def with_gone_workers(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks, each one held (running, or fetched ahead) by a worker whose heartbeat
+    has expired carrying a ``warning``: its message is queued again when its lease runs
+    out (my_app.worker.leases). One MGET, only when some task is held by a worker."""
+    held = [task for task in tasks if task["worker"] and task["state"] in task_records.HELD_STATES]
+    if not held:
+        return tasks
+    workers = sorted({task["worker"] for task in held})
+    alive = dict(zip(workers, ledger.workers_alive(redis_client.client, workers), strict=True))
+    for task in held:
+        if not alive[task["worker"]]:
+            task["warning"] = (
+                f"Its worker {task['worker']} has not been seen for a while: the job will "
+                "be queued again and run on another worker."
+            )
+    return tasks
 
 
 def checked_for_lost(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -50,3 +50,9 @@ def artifact_key(task_id: str, name: str) -> str:
 def upload_key(upload_id: str) -> str:
     """Where one upload's bytes live."""
     return f"{PREFIX}upload:{upload_id}"
+
+
+def worker_key(hostname: str) -> str:
+    """A worker's heartbeat: when it last renewed its leases (it expires when the worker
+    stops renewing)."""
+    return f"{PREFIX}worker:{hostname}"

@@ -19,7 +19,7 @@ import redis
 from kombu.utils import json as kombu_json
 from redis.commands.core import Script
 
-from .keys import ALL_TASKS, owner_active_key, owner_key, task_key
+from .keys import ALL_TASKS, owner_active_key, owner_key, task_key, worker_key
 
 #: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
 ARTIFACT_FIELD_PREFIX = "artifact:"
@@ -229,3 +229,8 @@ def drop_active(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
     """Drop finished or cancelled tasks from the owner's active set."""
     if task_ids:
         client.srem(owner_active_key(owner), *task_ids)
+
+
+def workers_alive(client: redis.Redis, workers: list[str]) -> list[bool]:
+    """Whether each worker's heartbeat (my_app.worker.leases) is still there."""
+    return [beat is not None for beat in client.mget([worker_key(w) for w in workers])]

@@ -22,6 +22,8 @@ from . import keys, ledger
 #: but its message is in no queue and no worker took it (a purged queue, for instance).
 STATES = ("QUEUED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "LOST")
 TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "LOST"})
+#: The states in which a worker that took a task's message holds it unacknowledged.
+HELD_STATES = frozenset({"QUEUED", "STARTED", "PROGRESS", "RETRY"})
 Record = tuple[dict[str, Any], dict[str, Any] | None]
 
 

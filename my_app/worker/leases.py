@@ -1,0 +1,86 @@
+"""Leases on the messages a worker holds, so a dead worker's jobs run again within a
+minute while a living worker's long jobs never run twice.
+
+Celery's Redis transport keeps each unacknowledged (late-acked or prefetched) message
+in kombu's ``unacked`` hash, scored in ``unacked_index`` by when it was delivered; every
+worker's ``restore_visible`` sweep puts back the ones older than ``visibility_timeout``.
+With only that, the timeout must outlast the longest job (else a living worker's job is
+delivered twice, celery/celery#5935, kombu#1404) and a dead worker's jobs wait that
+long. This consumer bootstep renews the score of every message the worker still holds
+each third of the timeout, so the timeout can be short (``broker_transport_options``,
+30 s): a held message stays invisible for as long as its worker lives, and becomes
+visible ``visibility_timeout`` after its worker's last renewal.
+
+It also keeps the worker's heartbeat in the ledger's Redis (``keys.worker_key``), which
+the API reads to say a running task's worker is gone. On other brokers (RabbitMQ
+redelivers a dead consumer's messages itself) only the heartbeat is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import bootsteps
+
+from ..store.keys import worker_key
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseRenewal(bootsteps.StartStopStep):
+    """A consumer bootstep (Celery's documented extension point) that renews leases and
+    the worker's heartbeat on the consumer's own timer, in its event loop."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer, **kwargs)
+        self.timer_entry = None
+
+    def start(self, consumer: Any) -> None:
+        """Renew now and then each third of the visibility timeout."""
+        self.renew(consumer)
+        self.timer_entry = consumer.timer.call_repeatedly(
+            renewal_interval(consumer.app), self.renew, (consumer,), priority=10
+        )
+
+    def stop(self, consumer: Any) -> None:
+        """Stop renewing (a warm shutdown acknowledges or restores what it holds)."""
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+            self.timer_entry = None
+
+    def renew(self, consumer: Any) -> None:
+        """Push back the visibility of every message this worker holds, and beat."""
+        app = consumer.app
+        try:
+            renew_held_messages(consumer.task_consumer.channel)
+            seconds = max(1, round(3 * renewal_interval(app)))
+            ledger_redis = app.Task.flask_app.extensions["redis"]  # the context-aware Task's
+            ledger_redis.set(worker_key(consumer.hostname), time.time(), ex=seconds)
+        except Exception:  # a broker or Redis outage: the next tick tries again
+            logger.warning("Could not renew this worker's leases", exc_info=True)
+
+
+def renewal_interval(app: Any) -> float:
+    """A third of the transport's visibility timeout, in seconds."""
+    options = app.conf.broker_transport_options or {}
+    return float(options.get("visibility_timeout", 3600)) / 3
+
+
+def renew_held_messages(channel: Any) -> int:
+    """Re-score, in the Redis transport's ``unacked_index``, the messages this channel
+    holds unacknowledged (kombu's QoS keeps them in ``_delivered``); ``XX`` so a message
+    acknowledged meanwhile is not added back. Returns how many it renewed."""
+    index = getattr(channel, "unacked_index_key", None)
+    if index is None:  # not the Redis transport
+        return 0
+    held = list(channel.qos._delivered)
+    if not held:
+        return 0
+    now = time.time()
+    with channel.conn_or_acquire() as client:
+        client.zadd(index, dict.fromkeys(held, now), xx=True)
+    return len(held)
