@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -10,6 +10,7 @@ from werkzeug.exceptions import BadRequest, Conflict, HTTPException, ServiceUnav
 
 from .extensions import api
 from .store.idempotency import IdempotencyConflict
+from .submission import PublishUnconfirmed
 
 RETRY_AFTER_SECONDS = 5
 
@@ -45,6 +46,19 @@ def queue_unavailable(error: Exception) -> tuple[dict, int, dict]:
     )
 
 
+def publish_unconfirmed(error: PublishUnconfirmed) -> tuple[dict, int, dict]:
+    """Answer 503 when the broker did not confirm a publish: the task may be queued."""
+    location = url_for("tasks.TaskItem", task_id=error.task_id)
+    current_app.logger.warning("The broker did not confirm task %s in time", error.task_id)
+    return json_error(
+        ServiceUnavailable(),
+        f"The task queue did not answer in time, so task {error.task_id} may or may not "
+        "have been queued: follow Location to see whether it runs. Resend with the same "
+        "Idempotency-Key to be safe.",
+        {"Retry-After": str(RETRY_AFTER_SECONDS), "Location": location},
+    )
+
+
 def nested_too_deeply(error: RecursionError) -> tuple[dict, int, dict]:
     """Answer 400 for a body nested beyond what the JSON parser (webargs', Flask's) recurses
     into, rather than a 500."""
@@ -66,4 +80,5 @@ def register_error_handlers(app: Flask) -> None:
     for error in (RedisConnectionError, RedisTimeoutError, OperationalError):
         app.register_error_handler(error, queue_unavailable)
     app.register_error_handler(IdempotencyConflict, idempotency_conflict)
+    app.register_error_handler(PublishUnconfirmed, publish_unconfirmed)
     app.register_error_handler(RecursionError, nested_too_deeply)

@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery, Task, uuid
 from celery.signals import before_task_publish
 from flask import Flask, current_app, g, has_request_context
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .store import idempotency, ledger, task_records
 from .store.keys import ALL_SUBMITTED_CHANNEL, owner_channel, task_key
@@ -112,6 +113,24 @@ def entry_for(
     )
 
 
+class PublishUnconfirmed(Exception):
+    """The broker did not answer a publish in time: the task may or may not be queued."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+
+def unconfirmed(error: BaseException) -> bool:
+    """Whether a failed publish timed out waiting for an answer (the command may have
+    reached the broker), rather than failing to connect (nothing was sent)."""
+    while error is not None:
+        if isinstance(error, (TimeoutError, RedisTimeoutError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 @contextmanager
 def recorded_publish(
     task: Task,
@@ -142,7 +161,11 @@ def recorded_publish(
     publishing = _publishing.set(task_id)
     try:
         yield task_id
-    except BaseException:
+    except BaseException as error:
+        if unconfirmed(error):
+            # The broker may have taken the message and not answered: keep the entry, so
+            # the task is visible if it runs, and say so.
+            raise PublishUnconfirmed(task_id) from error
         ledger.forget_submission(client, task_id, entry["owner"])
         raise
     finally:
@@ -225,6 +248,8 @@ def submit_job(
             argsrepr=repr(tuple(args or ())),
             kwargsrepr=repr(inputs)[:KWARGSREPR_MAX],
         )
+    except PublishUnconfirmed:
+        raise  # the key keeps pointing at the task, which may run
     except BaseException:
         if idempotency_key:
             idempotency.release(client, owner, idempotency_key)

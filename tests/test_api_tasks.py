@@ -87,7 +87,9 @@ def test_cancelling_a_running_task_stops_it_within_a_step(client):
     response = client.delete(url)
     assert response.status_code == 202
     task = wait_for_state(client, url, {"REVOKED"}, timeout=10)
-    assert task["error"] == {"type": "TaskRevokedError", "message": "cancelled"}
+    # "revoked" when Celery's own revoked path (the broadcast) got there first.
+    assert task["error"]["type"] == "TaskRevokedError"
+    assert task["error"]["message"] in {"cancelled", "revoked"}
     assert task["progress"]["current"] < 10
     assert task["finished_at"] is not None
 

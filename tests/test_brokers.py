@@ -65,10 +65,9 @@ def test_rabbitmq_cancel_ends_revoked(rabbit_stack):
     ).json()
     wait_for_state(client, task["links"]["self"], {"PROGRESS"}, 60)
     assert client.delete(task["links"]["self"]).status_code == 202
-    assert wait_for_state(client, task["links"]["self"], {"REVOKED"}, 30)["error"] == {
-        "type": "TaskRevokedError",
-        "message": "cancelled",
-    }
+    error = wait_for_state(client, task["links"]["self"], {"REVOKED"}, 30)["error"]
+    assert error["type"] == "TaskRevokedError"
+    assert error["message"] in {"cancelled", "revoked"}  # ours, or Celery's revoked path
 
 
 def settings_env(redis_url):

@@ -40,7 +40,7 @@ def test_environment_overrides_settings(monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6390/3")
     monkeypatch.setenv("RESULT_EXPIRES", "60")
     monkeypatch.setenv("FLASK_EVENTS_HEARTBEAT_SECONDS", "2.5")
-    monkeypatch.setenv("FLASK_CELERY__worker_prefetch_multiplier", "1")
+    monkeypatch.setenv("FLASK_CELERY__worker_max_tasks_per_child", "7")
     app = create_app("testing")
     assert app.config["RESULT_EXPIRES"] == 60
     assert app.config["EVENTS_HEARTBEAT_SECONDS"] == 2.5
@@ -48,9 +48,9 @@ def test_environment_overrides_settings(monkeypatch):
     assert celery_conf.broker_url == "redis://127.0.0.1:6390/3"
     assert celery_conf.result_backend.endswith("+redis://127.0.0.1:6390/3")
     assert celery_conf.result_expires == 60
-    assert celery_conf.worker_prefetch_multiplier == 1
+    assert celery_conf.worker_max_tasks_per_child == 7
     # The class's own settings are untouched for the next app.
-    assert "worker_prefetch_multiplier" not in TestingConfig.CELERY
+    assert "worker_max_tasks_per_child" not in TestingConfig.CELERY
 
 
 def test_the_broker_may_be_any_celery_broker(monkeypatch):

@@ -6,12 +6,16 @@ Executions are counted in Redis: each start of a task adds one to its ledger's
 
 from __future__ import annotations
 
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 import requests
 from conftest import wait_until, web_process, worker_process
+
+from my_app import create_app
 
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED", "LOST"}
 
@@ -92,3 +96,155 @@ def test_a_job_longer_than_the_visibility_timeout_runs_once(redis_process):
             final = wait_for(web, task["id"], TERMINAL, timeout=120)
     assert final["state"] == "SUCCESS"
     assert final["attempts"] == 1
+
+
+def page_through(web: str) -> list[dict]:
+    """Every task in the list, page by page."""
+    tasks, page = [], 1
+    while True:
+        batch = requests.get(f"{web}/api/tasks?page={page}&page_size=100", timeout=30).json()
+        tasks += batch
+        if len(batch) < 100:
+            return tasks
+        page += 1
+
+
+@pytest.mark.timeout(240)
+def test_sigterm_lets_the_running_job_finish_and_queued_ones_wait(redis_process):
+    url = f"{redis_process.url}/0"
+    with web_process(url) as web:
+        with worker_process(url, "--concurrency=1") as worker:
+            running = submit_slow(web, 4)
+            waiting = [submit_slow(web, 0, name=f"waiting {n}") for n in range(3)]
+            wait_for(web, running["id"], {"PROGRESS"}, timeout=30)
+            worker.send_signal(signal.SIGTERM)  # warm shutdown
+            worker.wait(timeout=60)
+        assert record(web, running["id"])["state"] == "SUCCESS"
+        assert {record(web, t["id"])["state"] for t in waiting} == {"QUEUED"}
+        with worker_process(url, "--concurrency=1"):
+            finished = [wait_for(web, t["id"], TERMINAL) for t in waiting]
+    assert [(t["state"], t["attempts"]) for t in finished] == [("SUCCESS", 1)] * 3
+
+
+@pytest.mark.timeout(300)
+def test_a_redis_restart_keeps_200_queued_jobs(redis_process):
+    url = f"{redis_process.url}/0"
+    with web_process(url) as web:
+        accepted = {submit_slow(web, 0, name=f"job {n}")["id"] for n in range(200)}
+        redis_process.restart()  # SIGTERM: the AOF has every write
+        with worker_process(url, "--concurrency=4", "--pool=threads"):
+            wait_until(
+                lambda: all(t["state"] == "SUCCESS" for t in page_through(web)),
+                timeout=180, interval=1,
+            )  # fmt: skip
+        tasks = page_through(web)
+    assert {t["id"] for t in tasks} == accepted
+    assert all(t["attempts"] == 1 for t in tasks)  # none ran twice
+
+
+@pytest.mark.timeout(240)
+def test_redis_down_is_a_fast_503_and_everything_recovers_without_a_restart(redis_process):
+    url = f"{redis_process.url}/0"
+    with web_process(url) as web, worker_process(url, "--concurrency=1") as worker:
+        assert wait_for(web, submit_slow(web, 0)["id"], TERMINAL)["state"] == "SUCCESS"
+        redis_process.stop()
+        started = time.monotonic()
+        refused = requests.post(f"{web}/api/tasks/slow", json={"name": "A"}, timeout=30)
+        assert time.monotonic() - started < 2
+        assert refused.status_code == 503
+        assert "nothing was queued" in refused.json()["message"]
+        assert requests.get(f"{web}/api/tasks", timeout=30).status_code == 503
+        redis_process.start()
+        after = wait_until(lambda: answers_202(web), timeout=30)
+        assert wait_for(web, after["id"], TERMINAL)["state"] == "SUCCESS"
+        assert worker.poll() is None
+
+
+def answers_202(web: str) -> dict | None:
+    try:
+        response = requests.post(f"{web}/api/tasks/slow", json={"name": "B", "seconds": 0})
+    except requests.RequestException:
+        return None
+    return response.json() if response.status_code == 202 else None
+
+
+@pytest.mark.timeout(240)
+def test_a_paused_redis_never_gets_a_false_nothing_was_queued(redis_process):
+    url = f"{redis_process.url}/0"
+    with web_process(url) as web, worker_process(url, "--concurrency=2") as worker:
+        assert wait_for(web, submit_slow(web, 0)["id"], TERMINAL)["state"] == "SUCCESS"
+        redis_process.pause()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda n: post_slow(web, n), range(8)))
+            time.sleep(3)
+            redis_process.resume()
+        known = {a.json()["id"] for a in answers if a.status_code == 202}
+        known |= {
+            a.headers["Location"].rsplit("/", 1)[-1]
+            for a in answers
+            if a.status_code == 503 and "Location" in a.headers
+        }
+        for answer in answers:
+            assert answer.status_code in (202, 503), answer.text
+        time.sleep(5)  # anything the broker took runs meanwhile
+        ran = {t["id"] for t in page_through(web) if t["state"] == "SUCCESS" and t["attempts"]}
+        assert ran - known <= set(), "a job ran that its client was told was not queued"
+        assert worker.poll() is None
+        assert wait_for(web, submit_slow(web, 0)["id"], TERMINAL)["state"] == "SUCCESS"
+
+
+def post_slow(web: str, n: int) -> requests.Response:
+    return requests.post(f"{web}/api/tasks/slow", json={"name": f"p{n}", "seconds": 0}, timeout=60)
+
+
+@pytest.mark.timeout(420)
+def test_5000_concurrent_submissions_each_run_exactly_once(redis_process):
+    url = f"{redis_process.url}/0"
+    with web_process(url) as web, worker_process(url, "--concurrency=8", "--pool=threads"):
+
+        def submit_many(client_number: int) -> list[str]:
+            with requests.Session() as session:
+                return [
+                    session.post(
+                        f"{web}/api/tasks/slow",
+                        json={"name": f"c{client_number}-{n}", "seconds": 0},
+                        timeout=60,
+                    ).json()["id"]
+                    for n in range(625)
+                ]
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = [task_id for batch in pool.map(submit_many, range(8)) for task_id in batch]
+        assert len(set(ids)) == 5000
+
+        def all_done() -> list[dict] | None:
+            tasks = page_through(web)
+            return tasks if all(t["state"] == "SUCCESS" for t in tasks) else None
+
+        tasks = wait_until(all_done, timeout=300, interval=2)
+    assert sorted(t["id"] for t in tasks) == sorted(ids)
+    assert all(t["attempts"] == 1 for t in tasks)
+
+
+@pytest.mark.timeout(120)
+def test_a_pickled_message_is_refused_and_nothing_runs(redis_process):
+    url = f"{redis_process.url}/0"
+    app = create_app("testing", REDIS_URL=url)
+    celery_app = app.extensions["celery"]
+    with web_process(url) as web, worker_process(url, "--concurrency=1") as worker:
+        with app.app_context():
+            hostile = celery_app.send_task(
+                "my_app.tasks.slow_task", kwargs={"name": "pickled", "seconds": 0},
+                serializer="pickle",
+            )  # fmt: skip
+        wait_until(lambda: queue_length(app, "default") == 0, timeout=30)
+        after = submit_slow(web, 0)
+        assert wait_for(web, after["id"], TERMINAL)["state"] == "SUCCESS"
+        refused = record(web, hostile.id)
+        assert refused["attempts"] == 0 and refused["started_at"] is None
+        assert refused["state"] in {"QUEUED", "LOST"}
+        assert worker.poll() is None
+
+
+def queue_length(app, queue: str) -> int:
+    return app.extensions["redis"].llen(queue)

@@ -5,8 +5,8 @@ Celery's Redis transport keeps each unacknowledged (late-acked or prefetched) me
 in kombu's ``unacked`` hash, scored in ``unacked_index`` by when it was delivered; every
 worker's ``restore_visible`` sweep puts back the ones older than ``visibility_timeout``.
 With only that, the timeout must outlast the longest job (else a living worker's job is
-delivered twice, celery/celery#5935, kombu#1404) and a dead worker's jobs wait that
-long. This consumer bootstep renews the score of every message the worker still holds
+delivered twice: celery/celery#5935, and #3270 for countdowns) and a dead worker's jobs
+wait that long. This consumer bootstep renews the score of every message the worker still holds
 each third of the timeout, so the timeout can be short (``broker_transport_options``,
 30 s): a held message stays invisible for as long as its worker lives, and becomes
 visible ``visibility_timeout`` after its worker's last renewal.
