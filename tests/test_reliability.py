@@ -6,14 +6,17 @@ Executions are counted in Redis: each start of a task adds one to its ledger's
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 import requests
-from conftest import wait_until, web_process, worker_process
+from conftest import ROOT, RedisProcess, wait_until, web_process, worker_process
 
 from my_app import create_app
 
@@ -249,3 +252,27 @@ def test_a_pickled_message_is_refused_and_nothing_runs(redis_process):
 
 def queue_length(app, queue: str) -> int:
     return app.extensions["redis"].llen(queue)
+
+
+@pytest.mark.timeout(120)
+def test_a_redis_password_is_honoured_and_never_printed(tmp_path):
+    redis = RedisProcess(tmp_path / "redis", password="hunter2-secret")
+    url = f"{redis.url}/0"
+    log = tmp_path / "worker.log"
+    try:
+        with log.open("w") as output, web_process(url) as web:
+            command = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker",
+                       "--loglevel=INFO", "--concurrency=1", "--without-mingle"]  # fmt: skip
+            env = {**os.environ, "REDIS_URL": url, "APP_CONFIG": "testing"}
+            worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+            try:
+                task = submit_slow(web, 0)
+                assert wait_for(web, task["id"], TERMINAL)["state"] == "SUCCESS"
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+    finally:
+        redis.stop()
+    printed = log.read_text()
+    assert "redis://:**@127.0.0.1" in printed  # the banner names the broker, masked
+    assert "hunter2-secret" not in printed
