@@ -90,7 +90,8 @@ def test_cancelling_a_running_task_stops_it_within_a_step(client):
     # "revoked" when Celery's own revoked path (the broadcast) got there first.
     assert task["error"]["type"] == "TaskRevokedError"
     assert task["error"]["message"] in {"cancelled", "revoked"}
-    assert task["progress"]["current"] < 10
+    # Celery's own path stores REVOKED over the last PROGRESS, so there may be no progress.
+    assert task["progress"] is None or task["progress"]["current"] < 10
     assert task["finished_at"] is not None
 
 
