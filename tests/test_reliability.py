@@ -20,6 +20,7 @@ import requests
 from conftest import (
     ROOT,
     RedisProcess,
+    answers,
     require_binary,
     wait_until,
     web_process,
@@ -342,3 +343,31 @@ def test_rediss_with_a_verified_certificate_works_end_to_end(tls_redis):
         refused = requests.post(f"{web}/api/tasks/slow", json={"name": "A"}, timeout=30)
         assert refused.status_code == 503
         assert "nothing was queued" in refused.json()["message"]
+
+
+@pytest.mark.timeout(180)
+def test_under_gunicorn_the_first_requests_after_a_redis_restart_succeed(redis_process):
+    url = f"{redis_process.url}/0"
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": url, "APP_CONFIG": "testing"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
+         "-b", f"127.0.0.1:{port}", "my_app:create_app()"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    web = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(f"{web}/healthz"), timeout=30)
+        with worker_process(url, "--concurrency=1"):
+            ids = [submit_slow(web, 0)["id"] for _ in range(20)]  # every web process's pools
+            redis_process.restart()
+            answers_after = [
+                requests.get(f"{web}/api/tasks/{ids[n % 20]}", timeout=10).status_code
+                for n in range(100)
+            ]
+            assert answers_after == [200] * 100
+            after = submit_slow(web, 0)
+            assert wait_for(web, after["id"], TERMINAL)["state"] == "SUCCESS"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
