@@ -49,6 +49,10 @@ def monitored(redis_url):
     app = create_app("testing", REDIS_URL=f"{redis_url}/13", CELERY=celery)
     env = {"FLASK_CELERY__task_send_sent_event": "true"}
     with worker_process(f"{redis_url}/13", "--pool=threads", "-E", env=env):
+        # A first job end to end: the worker's event connection is up before a test listens.
+        client = app.test_client()
+        warm_up = client.post("/api/tasks/slow", json={"name": "warm-up", "seconds": 0})
+        wait_for_state(client, warm_up.get_json()["links"]["self"], {"SUCCESS"}, 60)
         yield app
     forget_ledger(app)
 
@@ -58,7 +62,7 @@ def test_monitors_see_a_job_queued_over_http_sent_started_and_finished(monitored
     with captured_events(monitored.extensions["celery"]) as events:
         task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 0}).get_json()
         wait_for_state(client, task["links"]["self"], {"SUCCESS"}, 60)
-        wait_until(lambda: "task-succeeded" in types_of(events, task["id"]), timeout=20)
+        wait_until(lambda: "task-succeeded" in types_of(events, task["id"]), timeout=60)
     seen = types_of(events, task["id"])
     assert seen[0] == "task-sent"
     assert {"task-received", "task-started", "task-succeeded"} <= set(seen)
@@ -71,7 +75,7 @@ def test_a_cancelled_running_job_ends_revoked_for_monitors_too(monitored):
         wait_for_state(client, task["links"]["self"], {"PROGRESS"}, 60)
         client.delete(task["links"]["self"])
         wait_for_state(client, task["links"]["self"], {"REVOKED"}, 30)
-        wait_until(lambda: "task-revoked" in types_of(events, task["id"]), timeout=20)
+        wait_until(lambda: "task-revoked" in types_of(events, task["id"]), timeout=60)
     assert "task-succeeded" not in types_of(events, task["id"])
 
 
