@@ -8,9 +8,12 @@ export PORT ?= 5000
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 export WORKER_QUEUES ?= default,heavy
 export WORKER_CONCURRENCY ?= 2
+export WORKER_POOL ?= prefork
+export WORKER_NAME ?= celery@%h
+export WORKER_PREFETCH ?= 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: up run worker redis test lint clean bench bench-quick
+.PHONY: up run serve worker flower redis test lint clean bench bench-quick
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +28,19 @@ up: $(STAMP)  ## Redis (unless one answers at REDIS_URL), the web server and a w
 run: $(STAMP)  ## the web server on HOST:PORT
 	python run.py
 
-worker: $(STAMP)  ## a worker consuming WORKER_QUEUES with WORKER_CONCURRENCY processes
+serve: $(STAMP)  ## the production web server: gunicorn with gunicorn.conf.py, on HOST:PORT
+	gunicorn
+
+worker: $(STAMP)  ## a worker: WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_POOL, WORKER_NAME, WORKER_PREFETCH
 	celery -A celery_worker worker --loglevel=info \
-		--queues=$(WORKER_QUEUES) --concurrency=$(WORKER_CONCURRENCY)
+		--queues=$(WORKER_QUEUES) --concurrency=$(WORKER_CONCURRENCY) \
+		--pool=$(WORKER_POOL) --hostname=$(WORKER_NAME) \
+		--prefetch-multiplier=$(WORKER_PREFETCH)
+
+flower: $(STAMP)  ## Flower on FLOWER_PORT (5555); outside development only with FLOWER_BASIC_AUTH
+	@if [ "$${APP_CONFIG:-development}" != development ] && [ -z "$${FLOWER_BASIC_AUTH:-}" ]; then \
+		echo "make flower: set FLOWER_BASIC_AUTH=user:password outside development" >&2; exit 2; fi
+	celery -A celery_worker flower --address=$(HOST) --port=$${FLOWER_PORT:-5555}
 
 redis: $(STAMP)  ## a private Redis at REDIS_URL, in the foreground
 	python -m devservers.embedded_redis

@@ -1,9 +1,26 @@
-"""gunicorn settings for this service; gunicorn reads ./gunicorn.conf.py on its own.
+"""gunicorn settings for this service (``make serve``); gunicorn reads ./gunicorn.conf.py on
+its own, and command-line flags override what is set here.
 
-    gunicorn -w 4 -b 127.0.0.1:8000 'my_app:create_app()'
+    make serve                      # HOST, PORT and REDIS_URL from the environment
+    gunicorn                        # the same, run from the project folder
+
+Threads carry the event streams: each open stream holds one thread of a web process for
+as long as the browser listens, so a process has many (``WEB_THREADS``), while
+``WEB_CONCURRENCY`` processes share the CPU.
 """
 
 import gc
+import os
+
+wsgi_app = "my_app:create_app()"
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "32"))
+# An event stream is a long request: let gthread workers keep it for as long as it lasts.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
 
 
 def post_worker_init(worker: object) -> None:

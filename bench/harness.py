@@ -86,6 +86,7 @@ def gunicorn(
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+         "-k", "sync", "--threads", "1",
          "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
         cwd=ROOT, env=environment(redis_url, **env), start_new_session=True,
     )  # fmt: skip

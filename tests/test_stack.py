@@ -1,10 +1,13 @@
-"""`make up` end to end: the whole stack on free ports, used over HTTP, stopped with Ctrl-C."""
+"""The make targets end to end: `make up` (the whole stack, stopped with Ctrl-C), `make serve`
+and `make worker` with their settings from the environment, and `make flower`'s guard."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -48,8 +51,9 @@ def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):
         assert accepted.status_code == 202
         status_url = base + accepted.headers["Location"]
         done = wait_until(
-            lambda: (body := requests.get(status_url, timeout=5).json())["status"] == "SUCCESS"
-            and body,
+            lambda: (
+                (body := requests.get(status_url, timeout=5).json())["status"] == "SUCCESS" and body
+            ),
             timeout=60,
         )
         assert done["result"] == "Task completed for Ada!"
@@ -78,3 +82,68 @@ def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):
                 process.kill()
             os.killpg(stack.pid, signal.SIGKILL)
         log.close()
+
+
+@contextmanager
+def make(target: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """``make <target>`` in a session of its own, stopped (its whole group) on exit."""
+    output = log.open("w")
+    process = subprocess.Popen(
+        ["make", target], cwd=ROOT, env={**os.environ, **env}, stdout=output,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            children = psutil.Process(process.pid).children(recursive=True)
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+            psutil.wait_procs(children, timeout=30)
+        output.close()
+
+
+def test_make_serve_and_make_worker_take_their_settings_from_the_environment(tmp_path, redis_url):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": f"{redis_url}/5",
+           "APP_CONFIG": "testing"}  # fmt: skip
+    worker_env = {
+        **env, "WORKER_NAME": "named@%h", "WORKER_QUEUES": "default,heavy",
+        "WORKER_POOL": "threads", "WORKER_CONCURRENCY": "3", "WORKER_PREFETCH": "1",
+    }  # fmt: skip
+    with make("serve", env, tmp_path / "serve.log") as serve:
+        with make("worker", worker_env, tmp_path / "worker.log"):
+            wait_until(lambda: answers(f"{base}/healthz"), timeout=60, interval=0.3)
+            accepted = requests.post(f"{base}/run-task/Ada?seconds=1", timeout=5)
+            assert accepted.headers["Server"].startswith("gunicorn")
+            record_url = f"{base}/api/tasks/{accepted.json()['task_id']}"
+            with requests.get(f"{record_url}/events", stream=True, timeout=30) as stream:
+                lines = []
+                for line in stream.iter_lines(decode_unicode=True):
+                    lines.append(line)
+                    if '"state":"SUCCESS"' in line:
+                        break
+            task = requests.get(record_url, timeout=5).json()
+            assert task["state"] == "SUCCESS" and task["worker"].startswith("named@")
+        commands = " ".join(" ".join(p.cmdline()) for p in psutil.Process(serve.pid).children(True))
+        assert "gunicorn" in commands
+    worker_log = (tmp_path / "worker.log").read_text()
+    assert "concurrency: 3 (thread)" in worker_log
+
+
+def test_make_flower_needs_basic_auth_outside_development(tmp_path, redis_url):
+    env = {"APP_CONFIG": "production", "SECRET_KEY": "a-long-random-production-secret",
+           "REDIS_URL": f"{redis_url}/5"}  # fmt: skip
+    refused = subprocess.run(["make", "flower"], cwd=ROOT, env={**os.environ, **env},
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert refused.returncode != 0
+    assert "set FLOWER_BASIC_AUTH" in refused.stderr
+
+    port = free_port()
+    guarded = {**env, "FLOWER_BASIC_AUTH": "ops:flower-secret", "FLOWER_PORT": str(port)}
+    with make("flower", guarded, tmp_path / "flower.log"):
+        url = f"http://127.0.0.1:{port}/api/workers"
+        wait_until(lambda: answers(url), timeout=60, interval=0.5)
+        assert requests.get(url, timeout=10).status_code == 401
+        assert requests.get(url, auth=("ops", "flower-secret"), timeout=10).status_code == 200

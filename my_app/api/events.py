@@ -20,7 +20,7 @@ from flask_smorest import Blueprint, abort
 from ..owners import submissions_channel, visible_task_ids
 from ..store import ledger, task_records
 from .schemas import ErrorSchema, TaskSchema, TaskSummarySchema
-from .tasks import task_or_404, with_links
+from .tasks import task_or_404, with_links, with_warnings
 
 blp = Blueprint("events", __name__, url_prefix="/api/tasks", description="Follow tasks live.")
 
@@ -167,6 +167,8 @@ def owner_event_stream(
                 continue
             if message["channel"] == announced:
                 task = follower.follow(message["data"].decode())
+                if task is not None:
+                    with_warnings([task])  # a queue nobody consumes shows at once
             elif message["channel"] in follower.channels:
                 task = follower.update(follower.channels[message["channel"]], message["data"])
             else:
@@ -210,6 +212,7 @@ def task_feed() -> Response:
     except BaseException:
         follower.close()
         raise
+    with_warnings(unfinished)
     heartbeat = current_app.config["EVENTS_HEARTBEAT_SECONDS"]
     return event_stream_response(
         owner_event_stream(follower, announcements, unfinished, heartbeat_seconds=heartbeat)

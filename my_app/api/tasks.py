@@ -37,27 +37,36 @@ BINARY_SCHEMA = {"type": "string", "format": "binary"}
 
 
 def tasks_as_shown(task_ids: list[str]) -> list[dict[str, Any]]:
-    """The known tasks among ``task_ids``, a purged or lost one shown as LOST, and one
-    held by a worker that stopped beating with a warning."""
+    """The known tasks among ``task_ids``, a purged or lost one shown as LOST, and
+    warnings where a worker is gone or missing."""
     backend = current_app.extensions["celery"].backend
     tasks = task_records.load_tasks(redis_client.client, backend, task_ids)
-    return with_gone_workers(checked_for_lost(tasks))
+    return with_warnings(checked_for_lost(tasks))
 
 
-def with_gone_workers(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tasks, each one held (running, or fetched ahead) by a worker whose heartbeat
-    has expired carrying a ``warning``: its message is queued again when its lease runs
-    out (my_app.worker.leases). One MGET, only when some task is held by a worker."""
-    held = [task for task in tasks if task["worker"] and task["state"] in task_records.HELD_STATES]
-    if not held:
+def with_warnings(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks, with a ``warning`` on each one held (running, or fetched ahead) by a
+    worker whose heartbeat has expired (its message is queued again when its lease runs
+    out, my_app.worker.leases) and on each waiting one whose queue no live worker
+    consumes (the classic "stuck on PENDING"). Read only when some task needs it."""
+    held = [t for t in tasks if t["worker"] and t["state"] in task_records.HELD_STATES]
+    waiting = [
+        t for t in tasks if t["state"] == "QUEUED" and not t["received_at"] and t["queue"]
+    ]
+    if not held and not waiting:
         return tasks
-    workers = sorted({task["worker"] for task in held})
-    alive = dict(zip(workers, ledger.workers_alive(redis_client.client, workers), strict=True))
+    workers = ledger.live_workers(redis_client.client)
+    consumed = {queue for queues in workers.values() for queue in queues}
     for task in held:
-        if not alive[task["worker"]]:
+        if task["worker"] not in workers:
             task["warning"] = (
                 f"Its worker {task['worker']} has not been seen for a while: the job will "
                 "be queued again and run on another worker."
+            )
+    for task in waiting:
+        if task["queue"] not in consumed:
+            task["warning"] = (
+                f"No worker consumes queue {task['queue']}: the job waits until one does."
             )
     return tasks
 

@@ -87,6 +87,10 @@ function actionsView(task) {
   return element("span", { class: "actions" }, ...buttons);
 }
 
+function warningView(task) {
+  return task.warning ? element("span", { class: "warning-text", role: "note" }, task.warning) : null;
+}
+
 function errorView(task) {
   return task.error ? element("span", { class: "error-text" }, `${task.error.type}: ${task.error.message}`) : null;
 }
@@ -107,7 +111,7 @@ function rowFor(task) {
     element("td", { "data-label": "Progress" }, progressView(task)),
     element("td", { "data-label": "Submitted" }, localTime(task.submitted_at)),
     element("td", { "data-label": "Duration", "data-duration": true }, duration(task)),
-    element("td", { "data-label": "Results" }, artifactsView(task), errorView(task), actionsView(task)),
+    element("td", { "data-label": "Results" }, artifactsView(task), warningView(task), errorView(task), actionsView(task)),
   );
 }
 

@@ -19,7 +19,7 @@ import redis
 from kombu.utils import json as kombu_json
 from redis.commands.core import Script
 
-from .keys import ALL_TASKS, owner_active_key, owner_key, task_key, worker_key
+from .keys import ALL_TASKS, WORKERS, owner_active_key, owner_key, task_key, worker_key
 
 #: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
 ARTIFACT_FIELD_PREFIX = "artifact:"
@@ -231,6 +231,29 @@ def drop_active(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
         client.srem(owner_active_key(owner), *task_ids)
 
 
-def workers_alive(client: redis.Redis, workers: list[str]) -> list[bool]:
-    """Whether each worker's heartbeat (my_app.worker.leases) is still there."""
-    return [beat is not None for beat in client.mget([worker_key(w) for w in workers])]
+def record_heartbeat(
+    client: redis.Redis, hostname: str, queues: list[str], expires: int
+) -> None:
+    """Note that ``hostname`` is alive and consumes ``queues``, for ``expires`` seconds."""
+    beat = json.dumps({"queues": queues, "at": utc_now()})
+    pipe = client.pipeline(transaction=False)
+    pipe.set(worker_key(hostname), beat, ex=expires)
+    pipe.sadd(WORKERS, hostname)
+    pipe.execute()
+
+
+def live_workers(client: redis.Redis) -> dict[str, list[str]]:
+    """Each worker with a current heartbeat, and the queues it consumes; workers whose
+    heartbeat expired leave the set."""
+    hostnames = sorted(client.smembers(WORKERS))
+    if not hostnames:
+        return {}
+    beats = client.mget([worker_key(hostname) for hostname in hostnames])
+    gone = [hostname for hostname, beat in zip(hostnames, beats, strict=True) if beat is None]
+    if gone:
+        client.srem(WORKERS, *gone)
+    return {
+        hostname: json.loads(beat)["queues"]
+        for hostname, beat in zip(hostnames, beats, strict=True)
+        if beat is not None
+    }

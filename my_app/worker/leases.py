@@ -11,8 +11,10 @@ each third of the timeout, so the timeout can be short (``broker_transport_optio
 30 s): a held message stays invisible for as long as its worker lives, and becomes
 visible ``visibility_timeout`` after its worker's last renewal.
 
-It also keeps the worker's heartbeat in the ledger's Redis (``keys.worker_key``), which
-the API reads to say a running task's worker is gone. On other brokers (RabbitMQ
+It also keeps the worker's heartbeat in the ledger's Redis (``keys.worker_key``: the
+queues it consumes), which the API reads to say a running task's worker is gone, or that
+no worker consumes a waiting task's queue, and ``/readyz`` to say whether every queue
+has a consumer. On other brokers (RabbitMQ
 redelivers a dead consumer's messages itself) only the heartbeat is kept.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from celery import bootsteps
 
-from ..store.keys import worker_key
+from ..store import ledger
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ class LeaseRenewal(bootsteps.StartStopStep):
             renew_held_messages(consumer.task_consumer.channel)
             seconds = max(1, round(3 * renewal_interval(app)))
             ledger_redis = app.Task.flask_app.extensions["redis"]  # the context-aware Task's
-            ledger_redis.set(worker_key(consumer.hostname), time.time(), ex=seconds)
+            queues = sorted(queue.name for queue in consumer.task_consumer.queues)
+            ledger.record_heartbeat(ledger_redis, consumer.hostname, queues, seconds)
         except Exception:  # a broker or Redis outage: the next tick tries again
             logger.warning("Could not renew this worker's leases", exc_info=True)
 
