@@ -51,6 +51,7 @@ def register_extensions(app: Flask) -> None:
     error handling to the app."""
     from . import (
         auth,
+        logs,
         security_headers,
         tasks,  # noqa: F401  registers the tasks with the app's Celery
     )
@@ -59,7 +60,9 @@ def register_extensions(app: Flask) -> None:
     from .extensions import NoSessions, api, limiter, redis_client
     from .worker import signals  # noqa: F401  the worker's side of the ledger
 
-    # First: a request without a valid key is refused before anything else runs.
+    # First: a request id for every log line, then a request without a valid key is
+    # refused before anything else runs.
+    logs.init_app(app)
     auth.init_app(app)
     if not app.extensions["api_keys"]:
         app.session_interface = NoSessions()  # nobody signs in: no cookie to sign

@@ -12,6 +12,8 @@ DEFAULT_SECRET_KEY = "dev"
 #: Settings that plain environment variables (``REDIS_URL=...``) override, besides the
 #: ``FLASK_``-prefixed form that reaches every setting.
 PLAIN_ENV_SETTINGS = (
+    "LOG_FORMAT",
+    "LOG_LEVEL",
     "API_KEYS",
     "API_KEYS_FILE",
     "REDIS_URL",
@@ -34,6 +36,10 @@ class Config:
     """Defaults shared by every environment."""
 
     SECRET_KEY = DEFAULT_SECRET_KEY
+    #: "json": one JSON object per log line (web and worker), with request_id and task_id;
+    #: "text": the usual lines.
+    LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"
     #: API keys, "name:secret" or "name:secret:admin", separated by commas or lines. Unset
     #: (and no API_KEYS_FILE), every caller is one anonymous owner: development only.
     API_KEYS: str | None = None

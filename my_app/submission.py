@@ -171,6 +171,7 @@ def recorded_publish(
     finally:
         _publishing.reset(publishing)
     announce(task.app, entry)
+    flask_app.logger.info("Queued task %s (%s)", task_id, task.name, extra={"task_id": task_id})
 
 
 def announce(celery_app: Celery, entry: dict[str, str]) -> None:

@@ -133,12 +133,17 @@ def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 @contextmanager
-def web_process(redis_url: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``python run.py`` (the web server) on a free port as a subprocess; yields its URL."""
+def web_process(
+    redis_url: str, env: dict[str, str] | None = None, output: Any = None
+) -> Iterator[str]:
+    """``python run.py`` (the web server) on a free port as a subprocess; yields its URL.
+    Its output goes to the file ``output`` when given."""
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing", "PORT": str(port),
            **(env or {})}  # fmt: skip
-    server = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env)
+    server = subprocess.Popen(
+        [sys.executable, "run.py"], cwd=ROOT, env=env, stdout=output, stderr=output
+    )
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=20)
         yield f"http://127.0.0.1:{port}"
@@ -344,13 +349,14 @@ def purge_queues(app: Flask) -> None:
 
 @contextmanager
 def worker_process(
-    redis_url: str, *options: str, env: dict[str, str] | None = None
+    redis_url: str, *options: str, env: dict[str, str] | None = None, output: Any = None
 ) -> Iterator[subprocess.Popen]:
-    """A ``celery -A celery_worker worker`` subprocess on ``redis_url``, stopped on exit."""
+    """A ``celery -A celery_worker worker`` subprocess on ``redis_url``, stopped on exit;
+    its output goes to the file ``output`` when given."""
     env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing", **(env or {})}
     command = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker",
                "--loglevel=WARNING", "--without-mingle", "--without-gossip", *options]  # fmt: skip
-    worker = subprocess.Popen(command, cwd=ROOT, env=env)
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
     try:
         yield worker
     finally:
