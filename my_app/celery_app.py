@@ -10,6 +10,7 @@ from celery.backends.redis import RedisBackend
 from flask import Flask
 from kombu import Queue
 
+from .store import ledger
 from .worker.leases import LeaseRenewal
 
 
@@ -28,6 +29,23 @@ class SubmitOnlyRedisBackend(RedisBackend):
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
         """Do not subscribe at submission."""
+
+
+class LedgerRedisBackend(SubmitOnlyRedisBackend):
+    """The result backend the service configures: it also files each task that ends
+    (SUCCESS, FAILURE, REVOKED) in the ledger's per-state index, just before Celery
+    stores the final result. Whatever ends a task (its return, an exception, a hard time
+    limit in the worker's main process, a revoke) goes through ``store_result``, so a
+    client that sees a final state finds the task in that state's filtered list."""
+
+    def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
+        """Index the final state, then store the result as Celery does."""
+        flask_app = getattr(self.app.Task, "flask_app", None)
+        if flask_app is not None and state in ledger.INDEXED_STATES:
+            ledger.record_finished(
+                flask_app.extensions["redis"], task_id, state, flask_app.config["RESULT_EXPIRES"]
+            )
+        return super().store_result(task_id, result, state, *args, **kwargs)
 
 
 #: Celery settings the service cannot honour, and why: refused at start-up.
@@ -57,7 +75,7 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
             "follows their channels in Redis."
         )
     # Celery reads "<class path>+<url>" as "this backend class at this URL".
-    settings["result_backend"] = f"{__name__}:SubmitOnlyRedisBackend+{backend_url}"
+    settings["result_backend"] = f"{__name__}:LedgerRedisBackend+{backend_url}"
     settings.setdefault("result_expires", config["RESULT_EXPIRES"])
     settings.setdefault("task_queues", [Queue(name) for name in config["TASK_QUEUES"]])
     settings.setdefault("task_annotations", [TimeLimitsByKind(config["TASK_TIME_LIMITS"])])

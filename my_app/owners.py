@@ -37,3 +37,20 @@ def submissions_channel() -> str:
     """The channel announcing the new tasks the current caller sees."""
     caller = current_caller()
     return ALL_SUBMITTED_CHANNEL if caller.admin else owner_channel(caller.owner)
+
+
+def visible_finished_ids(
+    client: redis.Redis, state: str, first: int, last: int
+) -> tuple[list[str], int]:
+    """A page of the tasks the caller sees that ended in ``state``, and their count."""
+    caller = current_caller()
+    return ledger.finished_task_ids(
+        client, None if caller.admin else caller.owner, state, first, last
+    )
+
+
+def visible_active_ids(client: redis.Redis) -> list[str] | None:
+    """The ids of the caller's tasks that may be unfinished (their active set), or None
+    for an admin, who has no single set."""
+    caller = current_caller()
+    return None if caller.admin else sorted(ledger.active_task_ids(client, caller.owner))

@@ -179,3 +179,24 @@ def test_run_task_and_api_share_one_ledger(client):
     task = wait_for_state(client, f"/api/tasks/{task_id}", {"SUCCESS"})
     assert task["kind"] == "slow"
     assert wait_until(lambda: client.get(f"/status/{task_id}").get_json()["status"] == "SUCCESS")
+
+
+def hgetall_calls(app) -> int:
+    stats = app.extensions["redis"].info("commandstats")
+    return stats.get("cmdstat_hgetall", {}).get("calls", 0)
+
+
+def test_a_state_filter_reads_only_its_page_whatever_is_retained(app, client):
+    forget_ledger(app)
+    failed = [explode.delay(f"x{n}").id for n in range(60)]
+    done = [submit_slow(client, seconds=0).get_json()["id"] for _ in range(60)]
+    for task_id in failed + done:
+        wait_for_state(client, f"/api/tasks/{task_id}", {"FAILURE", "SUCCESS"})
+    before = hgetall_calls(app)
+    page = client.get("/api/tasks?state=FAILURE&page_size=5")
+    read = hgetall_calls(app) - before
+    assert [task["id"] for task in page.get_json()] == failed[::-1][:5]
+    assert json.loads(page.headers["X-Pagination"])["total"] == 60
+    assert read == 5  # the page's own entries: not the 120 retained
+    succeeded = client.get("/api/tasks?state=SUCCESS&page_size=100").get_json()
+    assert sorted(task["id"] for task in succeeded) == sorted(done)

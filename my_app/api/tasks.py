@@ -12,7 +12,13 @@ from flask_smorest import Blueprint, abort
 
 from ..broker_queues import waiting_messages
 from ..extensions import redis_client
-from ..owners import can_see, current_owner, visible_task_ids
+from ..owners import (
+    can_see,
+    current_owner,
+    visible_active_ids,
+    visible_finished_ids,
+    visible_task_ids,
+)
 from ..store import artifacts, ledger, task_records
 from ..submission import submit_job
 from .limits import submission_limit
@@ -36,6 +42,12 @@ RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED", "LOST"})
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
 
 
+#: States of running tasks, all found among the owner's active tasks. (QUEUED and LOST
+#: are not: a task cancelled while queued leaves the active set but shows QUEUED until a
+#: worker drops it, so those filters read every task.)
+UNFINISHED_STATES = frozenset({"STARTED", "PROGRESS", "RETRY"})
+
+
 def tasks_as_shown(task_ids: list[str]) -> list[dict[str, Any]]:
     """The known tasks among ``task_ids``, a purged or lost one shown as LOST, and
     warnings where a worker is gone or missing."""
@@ -50,9 +62,7 @@ def with_warnings(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out, my_app.worker.leases) and on each waiting one whose queue no live worker
     consumes (the classic "stuck on PENDING"). Read only when some task needs it."""
     held = [t for t in tasks if t["worker"] and t["state"] in task_records.HELD_STATES]
-    waiting = [
-        t for t in tasks if t["state"] == "QUEUED" and not t["received_at"] and t["queue"]
-    ]
+    waiting = [t for t in tasks if t["state"] == "QUEUED" and not t["received_at"] and t["queue"]]
     if not held and not waiting:
         return tasks
     workers = ledger.live_workers(redis_client.client)
@@ -161,17 +171,32 @@ class TaskCollection(MethodView):
     @blp.paginate()
     def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
         """List your tasks, newest first"""
-        task_ids = visible_task_ids(redis_client.client)
+        client = redis_client.client
         first = pagination_parameters.first_item
         last = first + pagination_parameters.page_size
+        state = filters.get("state")
+        if set(filters) == {"state"} and state in ledger.INDEXED_STATES:
+            # Finished tasks are filed by state as they end: read only the page.
+            page, pagination_parameters.item_count = visible_finished_ids(
+                client, state, first, last
+            )
+            return [with_links(task) for task in tasks_as_shown(page)]
         if not filters:
+            task_ids = visible_task_ids(client)
             pagination_parameters.item_count = len(task_ids)
             return [with_links(task) for task in tasks_as_shown(task_ids[first:last])]
-        matching = [
-            task
-            for task in tasks_as_shown(task_ids)
-            if all(task[name] == value for name, value in filters.items())
-        ]
+        candidates = visible_active_ids(client) if state in UNFINISHED_STATES else None
+        if candidates is None:  # a kind, or an admin's unfinished tasks: read them all
+            candidates = visible_task_ids(client)
+        matching = sorted(
+            (
+                task
+                for task in tasks_as_shown(candidates)
+                if all(task[name] == value for name, value in filters.items())
+            ),
+            key=lambda task: task["submitted_at"],
+            reverse=True,
+        )
         pagination_parameters.item_count = len(matching)
         return [with_links(task) for task in matching[first:last]]
 

@@ -32,6 +32,13 @@ def owner_active_key(owner: str) -> str:
     return f"{PREFIX}owner:{owner}:active"
 
 
+def state_key(owner: str | None, state: str) -> str:
+    """The sorted set of an owner's finished tasks in ``state`` (every owner's, for None),
+    scored by submission time: a filtered list reads only its page."""
+    scope = f"owner:{owner}" if owner is not None else "tasks"
+    return f"{PREFIX}{scope}:state:{state}"
+
+
 def owner_channel(owner: str) -> str:
     """The channel announcing each new task of an owner (its id)."""
     return f"{PREFIX}owner:{owner}:submitted"

@@ -19,7 +19,15 @@ import redis
 from kombu.utils import json as kombu_json
 from redis.commands.core import Script
 
-from .keys import ALL_TASKS, WORKERS, owner_active_key, owner_key, task_key, worker_key
+from .keys import (
+    ALL_TASKS,
+    WORKERS,
+    owner_active_key,
+    owner_key,
+    state_key,
+    task_key,
+    worker_key,
+)
 
 #: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
 ARTIFACT_FIELD_PREFIX = "artifact:"
@@ -257,3 +265,37 @@ def live_workers(client: redis.Redis) -> dict[str, list[str]]:
         for hostname, beat in zip(hostnames, beats, strict=True)
         if beat is not None
     }
+
+
+#: The final states a worker records in the per-state index (LOST is seen, not recorded).
+INDEXED_STATES = ("SUCCESS", "FAILURE", "REVOKED")
+
+
+def record_finished(client: redis.Redis, task_id: str, state: str, expires: int) -> None:
+    """File a task that ended in ``state`` under its owner's and everyone's index of that
+    state, and take it out of its owner's active set. Two round trips, once a task."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hget(task_key(task_id), "owner")
+    pipe.zscore(ALL_TASKS, task_id)
+    owner, submitted = pipe.execute()
+    if owner is None or submitted is None:  # expired, or not the ledger's
+        return
+    pipe = client.pipeline(transaction=True)
+    for index in (state_key(owner, state), state_key(None, state)):
+        pipe.zadd(index, {task_id: submitted})
+        pipe.zremrangebyscore(index, "-inf", submitted - expires)
+        pipe.expire(index, expires)
+    pipe.srem(owner_active_key(owner), task_id)
+    pipe.execute()
+
+
+def finished_task_ids(
+    client: redis.Redis, owner: str | None, state: str, first: int, last: int
+) -> tuple[list[str], int]:
+    """One page (``first`` to ``last``, newest first) of the owner's tasks that ended in
+    ``state`` (everyone's, for None), and how many there are."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zrevrange(state_key(owner, state), first, last - 1)
+    pipe.zcard(state_key(owner, state))
+    page, count = pipe.execute()
+    return page, count
