@@ -29,7 +29,8 @@ run: $(STAMP)  ## the web server on HOST:PORT
 	python run.py
 
 serve: $(STAMP)  ## the production web server: gunicorn with gunicorn.conf.py, on HOST:PORT
-	gunicorn
+	rm -rf var/prometheus && mkdir -p var/prometheus
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus gunicorn
 
 worker: $(STAMP)  ## a worker: WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_POOL, WORKER_NAME, WORKER_PREFETCH
 	celery -A celery_worker worker --loglevel=info \

@@ -32,3 +32,11 @@ def post_worker_init(worker: object) -> None:
     again. This is the use ``gc.freeze()`` is documented for.
     """
     gc.freeze()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Let prometheus_client drop a gone worker's live gauges (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

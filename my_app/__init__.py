@@ -52,6 +52,7 @@ def register_extensions(app: Flask) -> None:
     from . import (
         auth,
         logs,
+        metrics,
         security_headers,
         tasks,  # noqa: F401  registers the tasks with the app's Celery
     )
@@ -63,6 +64,7 @@ def register_extensions(app: Flask) -> None:
     # First: a request id for every log line, then a request without a valid key is
     # refused before anything else runs.
     logs.init_app(app)
+    metrics.init_app(app)
     auth.init_app(app)
     if not app.extensions["api_keys"]:
         app.session_interface = NoSessions()  # nobody signs in: no cookie to sign
@@ -83,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.tasks import blp as tasks_blueprint
     from .extensions import api
     from .health import bp as health_blueprint
+    from .metrics import bp as metrics_blueprint
     from .ui import bp as ui_blueprint
 
     api.register_blueprint(jobs_blueprint)
@@ -91,3 +94,4 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(run_task_blueprint)
     app.register_blueprint(ui_blueprint)
     app.register_blueprint(health_blueprint)
+    app.register_blueprint(metrics_blueprint)

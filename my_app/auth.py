@@ -18,7 +18,8 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 #: Endpoints anyone may reach: the docs, static files, health, and signing in itself.
-PUBLIC_ENDPOINTS = frozenset({"static", "health.healthz", "ui.sign_in_page"})
+#: (``/metrics`` checks its own token or admin key.)
+PUBLIC_ENDPOINTS = frozenset({"static", "health.healthz", "ui.sign_in_page", "metrics.metrics"})
 PUBLIC_BLUEPRINTS = frozenset({"api-docs"})
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ADMIN_ROLE = "admin"
@@ -62,8 +63,7 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
         secret, _, role = rest.partition(":")
         if not name or not secret or role not in ("", ADMIN_ROLE):
             raise ValueError(
-                f"API key entry {number} ({name or '?'}) must be name:secret or "
-                "name:secret:admin"
+                f"API key entry {number} ({name or '?'}) must be name:secret or name:secret:admin"
             )
         keys.append(ApiKey(name.strip(), secret.strip(), admin=role == ADMIN_ROLE))
     names = [key.name for key in keys]

@@ -16,6 +16,7 @@ PLAIN_ENV_SETTINGS = (
     "LOG_LEVEL",
     "API_KEYS",
     "API_KEYS_FILE",
+    "METRICS_TOKEN",
     "REDIS_URL",
     "CELERY_BROKER_URL",
     "TRUSTED_PROXIES",
@@ -45,6 +46,8 @@ class Config:
     API_KEYS: str | None = None
     #: A file of the same entries, one per line ("#" starts a comment).
     API_KEYS_FILE: str | None = None
+    #: A Bearer token for GET /metrics (an admin API key works too).
+    METRICS_TOKEN: str | None = None
     # The browser's session cookie (set when it signs in with a key).
     SESSION_COOKIE_SAMESITE = "Strict"
     SESSION_COOKIE_SECURE = False

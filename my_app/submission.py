@@ -166,7 +166,7 @@ def recorded_publish(
             # The broker may have taken the message and not answered: keep the entry, so
             # the task is visible if it runs, and say so.
             raise PublishUnconfirmed(task_id) from error
-        ledger.forget_submission(client, task_id, entry["owner"])
+        ledger.forget_submission(client, entry)
         raise
     finally:
         _publishing.reset(publishing)

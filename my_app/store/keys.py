@@ -68,3 +68,18 @@ def worker_key(hostname: str) -> str:
     """A worker's heartbeat: the queues it consumes and when it last renewed its leases
     (it expires when the worker stops renewing)."""
     return f"{PREFIX}worker:{hostname}"
+
+
+#: The hash of job counters, one field per event and kind ("succeeded:email").
+JOB_COUNTERS = f"{PREFIX}metrics:counters"
+
+
+def runtime_key(kind: str) -> str:
+    """The hash of a kind's run-time histogram: a count per bucket, the sum and count."""
+    return f"{PREFIX}metrics:runtime:{kind}"
+
+
+def waiting_key(queue: str) -> str:
+    """The sorted set of tasks waiting in ``queue`` that no worker has taken yet, scored
+    by submission time: its first member is the oldest waiting job."""
+    return f"{PREFIX}queue:{queue}:waiting"

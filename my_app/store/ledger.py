@@ -19,6 +19,7 @@ import redis
 from kombu.utils import json as kombu_json
 from redis.commands.core import Script
 
+from . import job_metrics
 from .keys import (
     ALL_TASKS,
     WORKERS,
@@ -88,12 +89,15 @@ def record_submission(client: redis.Redis, entry: dict[str, str], expires: int) 
         pipe.expire(index, expires)
     pipe.sadd(owner_active_key(owner), entry["id"])
     pipe.expire(owner_active_key(owner), expires)
+    job_metrics.count_queued(pipe, entry["kind"], entry["queue"], entry["id"], submitted, expires)
     pipe.execute()
 
 
-def forget_submission(client: redis.Redis, task_id: str, owner: str) -> None:
+def forget_submission(client: redis.Redis, entry: dict[str, str]) -> None:
     """Remove an entry whose message was never queued (its publish failed)."""
+    task_id, owner = entry["id"], entry["owner"]
     pipe = client.pipeline(transaction=True)
+    job_metrics.uncount_queued(pipe, entry["kind"], entry["queue"], task_id)
     pipe.delete(task_key(task_id))
     pipe.zrem(owner_key(owner), task_id)
     pipe.zrem(ALL_TASKS, task_id)
@@ -130,10 +134,17 @@ def scripts(client: redis.Redis) -> dict[str, Script]:
     }
 
 
-def record_received(client: redis.Redis, task_id: str, *, worker: str, expires: int) -> bool:
-    """Note that ``worker`` took the task's message; False if the task has no entry."""
-    script = scripts(client)["received"]
-    return bool(script(keys=[task_key(task_id)], args=[expires, worker, utc_now()]))
+def record_received(
+    client: redis.Redis, task_id: str, *, worker: str, expires: int, queue: str = ""
+) -> bool:
+    """Note that ``worker`` took the task's message from ``queue``; False if the task has
+    no entry."""
+    pipe = client.pipeline(transaction=False)
+    scripts(client)["received"](
+        keys=[task_key(task_id)], args=[expires, worker, utc_now()], client=pipe
+    )
+    job_metrics.count_taken(pipe, queue, task_id)
+    return bool(pipe.execute()[0])
 
 
 def record_foreign(
@@ -239,9 +250,7 @@ def drop_active(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
         client.srem(owner_active_key(owner), *task_ids)
 
 
-def record_heartbeat(
-    client: redis.Redis, hostname: str, queues: list[str], expires: int
-) -> None:
+def record_heartbeat(client: redis.Redis, hostname: str, queues: list[str], expires: int) -> None:
     """Note that ``hostname`` is alive and consumes ``queues``, for ``expires`` seconds."""
     beat = json.dumps({"queues": queues, "at": utc_now()})
     pipe = client.pipeline(transaction=False)
@@ -275,12 +284,19 @@ def record_finished(client: redis.Redis, task_id: str, state: str, expires: int)
     """File a task that ended in ``state`` under its owner's and everyone's index of that
     state, and take it out of its owner's active set. Two round trips, once a task."""
     pipe = client.pipeline(transaction=False)
-    pipe.hget(task_key(task_id), "owner")
+    pipe.hmget(task_key(task_id), "owner", "kind", "queue", "started_at")
     pipe.zscore(ALL_TASKS, task_id)
-    owner, submitted = pipe.execute()
+    (owner, kind, queue, started_at), submitted = pipe.execute()
     if owner is None or submitted is None:  # expired, or not the ledger's
         return
+    runtime = (
+        (datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds()
+        if started_at
+        else None
+    )
     pipe = client.pipeline(transaction=True)
+    job_metrics.count_finished(pipe, kind, state, runtime)
+    job_metrics.count_taken(pipe, queue, task_id)
     for index in (state_key(owner, state), state_key(None, state)):
         pipe.zadd(index, {task_id: submitted})
         pipe.zremrangebyscore(index, "-inf", submitted - expires)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import task_received
+from celery.signals import task_received, task_retry
 
-from ..store import ledger
+from ..store import job_metrics, ledger
 from ..submission import announce, entry_for
 
 
@@ -22,12 +22,23 @@ def record_received(request: Any, **_: Any) -> None:
     if flask_app is None:  # a task of a Celery app that is not ours
         return
     client, expires = flask_app.extensions["redis"], flask_app.config["RESULT_EXPIRES"]
-    if ledger.record_received(client, request.id, worker=request.hostname, expires=expires):
+    queue = (request.delivery_info or {}).get("routing_key") or ""
+    if ledger.record_received(
+        client, request.id, worker=request.hostname, expires=expires, queue=queue
+    ):
         return
     entry = entry_for(
         task.app, request.name, request.id, request.args, request.kwargs,
-        owner=flask_app.config["DEFAULT_OWNER"],
-        queue=(request.delivery_info or {}).get("routing_key") or "",
+        owner=flask_app.config["DEFAULT_OWNER"], queue=queue,
     )  # fmt: skip
     ledger.record_foreign(client, entry, worker=request.hostname, expires=expires)
     announce(task.app, entry)
+
+
+@task_retry.connect
+def count_retry(request: Any = None, sender: Any = None, **_: Any) -> None:
+    """Count a retry of one of our tasks (in the pool process that retries it)."""
+    flask_app = getattr(sender, "flask_app", None)
+    if flask_app is not None:
+        kind = getattr(sender, "kind", None) or sender.name
+        job_metrics.count_retried(flask_app.extensions["redis"], kind)
