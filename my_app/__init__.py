@@ -82,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.events import blp as events_blueprint
     from .api.jobs import blp as jobs_blueprint
     from .api.run_task import blp as run_task_blueprint
+    from .api.system import blp as system_blueprint
     from .api.tasks import blp as tasks_blueprint
     from .extensions import api
     from .health import bp as health_blueprint
@@ -92,6 +93,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(tasks_blueprint)
     api.register_blueprint(events_blueprint)
     api.register_blueprint(run_task_blueprint)
+    api.register_blueprint(system_blueprint)
     app.register_blueprint(ui_blueprint)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(metrics_blueprint)

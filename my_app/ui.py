@@ -12,6 +12,7 @@ from .api.schemas import MAX_SECONDS
 from .api.tasks import tasks_as_shown
 from .auth import current_caller, key_for_secret, keys_required, same_origin, sign_in, sign_out
 from .owners import can_see
+from .store import task_records
 
 bp = Blueprint("ui", __name__)
 
@@ -27,7 +28,12 @@ def signed_in_as() -> dict[str, str | None]:
 def index() -> str:
     """The job forms and the live table of your recent tasks."""
     longest = MAX_SECONDS if current_caller().admin else current_app.config["MAX_JOB_SECONDS"]
-    return render_template("index.html", max_seconds=min(longest, MAX_SECONDS))
+    return render_template(
+        "index.html",
+        max_seconds=min(longest, MAX_SECONDS),
+        states=task_records.STATES,
+        kinds=sorted(current_app.config["TASK_TIME_LIMITS"]),
+    )
 
 
 @bp.get("/tasks/<uuid:task_id>")

@@ -32,9 +32,12 @@ def ui_server(redis_url, ui_app):
     Jobs that earlier tests left queued or cancelled cannot delay what the browser waits for.
     """
     app = ui_app
-    with worker_process(
-        f"{redis_url}/4", "--pool=threads", "--concurrency=4", "--queues=default,heavy"
-    ), serving(app) as base_url:
+    with (
+        worker_process(
+            f"{redis_url}/4", "--pool=threads", "--concurrency=4", "--queues=default,heavy"
+        ),
+        serving(app) as base_url,
+    ):
         yield base_url
 
 
@@ -214,3 +217,42 @@ def test_a_late_answer_never_moves_a_finished_task_back(page, ui_server):
     expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS")
     page.wait_for_timeout(300)  # the QUEUED answer has been handled
     expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS")
+
+
+def test_the_system_panel_shows_each_queue_and_the_worker_online(page):
+    for queue in ("default", "heavy"):
+        expect(page.locator(f'tr[data-queue="{queue}"]')).to_have_count(1)
+    worker = page.locator("[data-worker]").first
+    expect(worker).to_contain_text("default, heavy", timeout=15_000)
+    expect(page.locator('tr[data-queue="heavy"] [data-field="consumers"]')).not_to_contain_text(
+        "none"
+    )
+
+
+def test_the_table_filters_by_state_and_kind_and_pages_through_older_tasks(page, ui_server):
+    ids = [
+        requests.post(f"{ui_server}/api/tasks/slow", json={"name": f"p{n}", "seconds": 0},
+                      timeout=10).json()["id"]
+        for n in range(22)
+    ]  # fmt: skip
+    wait_until(
+        lambda: all(
+            requests.get(f"{ui_server}/api/tasks/{task_id}", timeout=5).json()["state"] == "SUCCESS"
+            for task_id in ids
+        ),
+        timeout=60,
+    )
+    page.get_by_label("State").select_option("SUCCESS")
+    page.get_by_label("Kind").select_option("slow")
+    rows = page.locator("tr[data-task-id]")
+    expect(rows).to_have_count(20)
+    expect(page.locator('tr[data-task-id]:not([data-state="SUCCESS"])')).to_have_count(0)
+    first_page = rows.first.get_attribute("data-task-id")
+    assert first_page == ids[-1]  # newest first
+    page.get_by_role("button", name="Older").click()
+    expect(page.locator("[data-page-label]")).to_contain_text("Page 2")
+    expect(rows.first).not_to_have_attribute("data-task-id", first_page)
+    page.get_by_role("button", name="Newer").click()
+    expect(rows.first).to_have_attribute("data-task-id", first_page)
+    page.get_by_label("Kind").select_option("email")
+    expect(page.locator('tr[data-task-id] a:text-matches("^slow")')).to_have_count(0)

@@ -6,6 +6,9 @@ const RETRYABLE = new Set(["FAILURE", "REVOKED", "LOST"]);
 const POLL_MILLISECONDS = 2000;
 
 const tasks = new Map(); // id -> latest task record
+const SYSTEM_POLL_MILLISECONDS = 5000;
+// What the table shows: a state and kind filter, and a page of older tasks.
+const view = { state: "", kind: "", page: 1, pageSize: 20, totalPages: 1 };
 
 // ---- small helpers -------------------------------------------------------------
 
@@ -115,16 +118,25 @@ function rowFor(task) {
   );
 }
 
+function matchesView(task) {
+  return (!view.state || task.state === view.state) && (!view.kind || task.kind === view.kind);
+}
+
 function showTask(task) {
   if (isBehind(task)) return;
   const previous = tasks.get(task.id);
   tasks.set(task.id, task);
   const rows = document.querySelector("[data-task-rows]");
   if (!rows) return;
-  const row = rowFor(task);
   const existing = rows.querySelector(`tr[data-task-id="${task.id}"]`);
+  if (!matchesView(task)) {
+    if (existing) existing.remove(); // it left the filter: a state changed
+    return;
+  }
+  const row = rowFor(task);
   if (existing) existing.replaceWith(row);
-  else rows.prepend(row);
+  else if (view.page === 1) rows.prepend(row); // new tasks belong on the first page
+  else return;
   document.querySelector("[data-empty]").hidden = true;
   if (!previous || previous.state !== task.state) {
     announce(`${task.kind} task ${shortId(task.id)} is ${task.state}`);
@@ -284,11 +296,71 @@ function follow(url, onTask, onFallback, onReconnect = () => {}) {
   return source;
 }
 
-async function loadTasks() {
-  const { response, payload } = await api("GET", "/api/tasks?page_size=20");
+async function loadTasks({ fresh = false } = {}) {
+  const query = new URLSearchParams({ page: view.page, page_size: view.pageSize });
+  if (view.state) query.set("state", view.state);
+  if (view.kind) query.set("kind", view.kind);
+  const { response, payload } = await api("GET", `/api/tasks?${query}`);
   if (!response.ok) return;
-  for (const task of payload.slice().reverse()) showTask(task);
-  document.querySelector("[data-empty]").hidden = tasks.size > 0;
+  const pagination = JSON.parse(response.headers.get("X-Pagination") || "{}");
+  view.totalPages = Math.max(1, pagination.total_pages || 1);
+  const rows = document.querySelector("[data-task-rows]");
+  if (fresh) rows.replaceChildren();
+  for (const task of payload.slice().reverse()) {
+    // A page's own tasks are shown as they are now, even if newer ones exist.
+    tasks.set(task.id, task);
+    const existing = rows.querySelector(`tr[data-task-id="${task.id}"]`);
+    if (existing) existing.replaceWith(rowFor(task));
+    else rows.prepend(rowFor(task));
+  }
+  document.querySelector("[data-empty]").hidden = rows.childElementCount > 0;
+  document.querySelector("[data-page-label]").textContent = `Page ${view.page} of ${view.totalPages}`;
+  document.querySelector("[data-newer]").disabled = view.page <= 1;
+  document.querySelector("[data-older]").disabled = view.page >= view.totalPages;
+}
+
+function changeView(change) {
+  Object.assign(view, change);
+  loadTasks({ fresh: true });
+}
+
+function waited(seconds) {
+  if (!seconds) return "—";
+  return seconds < 60 ? `${Math.round(seconds)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+async function loadSystem() {
+  const { response, payload } = await api("GET", "/api/system");
+  if (!response.ok) return;
+  document.querySelector("[data-queue-rows]").replaceChildren(
+    ...payload.queues.map((queue) =>
+      element(
+        "tr",
+        { "data-queue": queue.name },
+        element("th", { scope: "row" }, queue.name),
+        element("td", { "data-field": "depth" }, String(queue.depth)),
+        element("td", { "data-field": "oldest" }, waited(queue.oldest_waiting_seconds)),
+        element(
+          "td",
+          { "data-field": "consumers" },
+          queue.consumers.length ? queue.consumers.join(", ") : element("span", { class: "warning-text" }, "none: its jobs wait"),
+        ),
+      ),
+    ),
+  );
+  document.querySelector("[data-workers]").replaceChildren(
+    ...payload.workers.map((worker) =>
+      element(
+        "li",
+        { "data-worker": worker.name },
+        element("strong", {}, worker.name),
+        ` · ${worker.queues.join(", ")} · `,
+        worker.running.length
+          ? element("span", {}, "running ", ...worker.running.map((id) => element("a", { href: `/tasks/${id}` }, shortId(id) + " ")))
+          : "idle",
+      ),
+    ),
+  );
 }
 
 function startPolling(poll) {
@@ -301,7 +373,16 @@ function startIndex() {
   for (const button of document.querySelectorAll("[data-add-section]")) {
     button.addEventListener("click", () => addSection(button.closest("form")));
   }
+  const filters = document.querySelector("[data-filters]");
+  filters.addEventListener("change", () =>
+    changeView({ state: filters.elements.state.value, kind: filters.elements.kind.value, page: 1 }),
+  );
+  filters.addEventListener("submit", (event) => event.preventDefault());
+  document.querySelector("[data-newer]").addEventListener("click", () => changeView({ page: view.page - 1 }));
+  document.querySelector("[data-older]").addEventListener("click", () => changeView({ page: view.page + 1 }));
   loadTasks().then(() => follow("/api/tasks/events", showTask, () => startPolling(loadTasks), loadTasks));
+  loadSystem();
+  setInterval(loadSystem, SYSTEM_POLL_MILLISECONDS);
   setInterval(tickDurations, 1000);
 }
 

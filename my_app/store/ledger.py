@@ -250,9 +250,16 @@ def drop_active(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
         client.srem(owner_active_key(owner), *task_ids)
 
 
-def record_heartbeat(client: redis.Redis, hostname: str, queues: list[str], expires: int) -> None:
-    """Note that ``hostname`` is alive and consumes ``queues``, for ``expires`` seconds."""
-    beat = json.dumps({"queues": queues, "at": utc_now()})
+def record_heartbeat(
+    client: redis.Redis,
+    hostname: str,
+    queues: list[str],
+    expires: int,
+    running: list[str] | None = None,
+) -> None:
+    """Note that ``hostname`` is alive, consumes ``queues`` and runs the tasks
+    ``running``, for ``expires`` seconds."""
+    beat = json.dumps({"queues": queues, "running": running or [], "at": utc_now()})
     pipe = client.pipeline(transaction=False)
     pipe.set(worker_key(hostname), beat, ex=expires)
     pipe.sadd(WORKERS, hostname)
@@ -260,7 +267,12 @@ def record_heartbeat(client: redis.Redis, hostname: str, queues: list[str], expi
 
 
 def live_workers(client: redis.Redis) -> dict[str, list[str]]:
-    """Each worker with a current heartbeat, and the queues it consumes; workers whose
+    """Each worker with a current heartbeat, and the queues it consumes."""
+    return {name: beat["queues"] for name, beat in worker_heartbeats(client).items()}
+
+
+def worker_heartbeats(client: redis.Redis) -> dict[str, dict[str, Any]]:
+    """Each worker's last heartbeat (queues, running task ids, time); workers whose
     heartbeat expired leave the set."""
     hostnames = sorted(client.smembers(WORKERS))
     if not hostnames:
@@ -270,7 +282,7 @@ def live_workers(client: redis.Redis) -> dict[str, list[str]]:
     if gone:
         client.srem(WORKERS, *gone)
     return {
-        hostname: json.loads(beat)["queues"]
+        hostname: json.loads(beat)
         for hostname, beat in zip(hostnames, beats, strict=True)
         if beat is not None
     }

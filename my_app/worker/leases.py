@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from celery import bootsteps
+from celery.worker import state as worker_state
 
 from ..store import ledger
 
@@ -62,7 +63,10 @@ class LeaseRenewal(bootsteps.StartStopStep):
             seconds = max(1, round(3 * renewal_interval(app)))
             ledger_redis = app.Task.flask_app.extensions["redis"]  # the context-aware Task's
             queues = sorted(queue.name for queue in consumer.task_consumer.queues)
-            ledger.record_heartbeat(ledger_redis, consumer.hostname, queues, seconds)
+            running = sorted(request.id for request in worker_state.active_requests)
+            ledger.record_heartbeat(
+                ledger_redis, consumer.hostname, queues, seconds, running=running
+            )
         except Exception:  # a broker or Redis outage: the next tick tries again
             logger.warning("Could not renew this worker's leases", exc_info=True)
 
