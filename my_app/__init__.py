@@ -55,6 +55,7 @@ def register_extensions(app: Flask) -> None:
         metrics,
         security_headers,
         tasks,  # noqa: F401  registers the tasks with the app's Celery
+        tracing,
     )
     from .celery_app import celery_init_app
     from .errors import register_error_handlers
@@ -74,6 +75,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     api.init_app(app)
     security_headers.init_app(app, production=app.config["HSTS"])
+    tracing.init_app(app)
     register_error_handlers(app)
 
 

@@ -46,6 +46,9 @@ class Config:
     API_KEYS: str | None = None
     #: A file of the same entries, one per line ("#" starts a comment).
     API_KEYS_FILE: str | None = None
+    #: Trace requests and tasks with OpenTelemetry (the "otel" extra); also on whenever
+    #: OTEL_SERVICE_NAME is set.
+    OTEL_ENABLED = False
     #: A Bearer token for GET /metrics (an admin API key works too).
     METRICS_TOKEN: str | None = None
     # The browser's session cookie (set when it signs in with a key).
