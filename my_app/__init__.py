@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
         tasks,  # noqa: F401  registers the tasks with the app's Celery
         tracing,
     )
+    from .api.fanout import Fanout
     from .celery_app import celery_init_app
     from .errors import register_error_handlers
     from .extensions import NoSessions, api, limiter, redis_client
@@ -70,7 +71,8 @@ def register_extensions(app: Flask) -> None:
     if not app.extensions["api_keys"]:
         app.session_interface = NoSessions()  # nobody signs in: no cookie to sign
     redis_client.init_app(app)
-    celery_init_app(app)
+    celery_app = celery_init_app(app)
+    app.extensions["fanout"] = Fanout(celery_app.backend)  # one subscription per process
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     limiter.init_app(app)
     api.init_app(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import requests
+from conftest import serving
 
 
 def submit_slow(live_server: str, seconds: int) -> dict:
@@ -107,3 +108,30 @@ def test_the_feed_announces_new_tasks_and_follows_them_to_the_end(live_server):
     assert states[0] in {"QUEUED", "STARTED", "PROGRESS"}
     assert states[-1] == "SUCCESS"
     assert "PROGRESS" in states
+
+
+def subscribers(redis) -> int:
+    """Connections subscribed to a channel or a pattern."""
+    return sum(1 for c in redis.client_list() if int(c["sub"]) or int(c["psub"]))
+
+
+def test_streams_share_one_subscription_per_process(app):
+    redis = app.extensions["redis"]
+    with serving(app) as base_url:
+        task = submit_slow(base_url, seconds=2)
+        requests.get(f"{base_url}/api/tasks/events", stream=True, timeout=30).close()  # warm up
+        before = subscribers(redis)
+        streams = [
+            requests.get(f"{base_url}/api/tasks/{task['id']}/events", stream=True, timeout=30)
+            for _ in range(20)
+        ]
+        opened = subscribers(redis)
+        finals = []
+        for stream in streams:
+            for line in stream.iter_lines(decode_unicode=True):
+                if '"state":"SUCCESS"' in line:
+                    finals.append(line)
+                    break
+            stream.close()
+    assert len(finals) == 20  # every stream got the final update
+    assert opened == before  # the process's one subscription, not one per stream

@@ -19,6 +19,7 @@ from flask_smorest import Blueprint, abort
 
 from ..owners import submissions_channel, visible_task_ids
 from ..store import ledger, task_records
+from .fanout import Fanout
 from .schemas import ErrorSchema, TaskSchema, TaskSummarySchema
 from .tasks import task_or_404, with_links, with_warnings
 
@@ -70,12 +71,13 @@ def summarise(task: dict[str, Any]) -> dict[str, Any]:
 
 
 class TaskFollower:
-    """Follows tasks on one pubsub connection and turns their messages into task records."""
+    """Follows tasks through the process's shared subscription (``fanout``) and turns
+    their messages into task records."""
 
-    def __init__(self, client: redis.Redis, backend: Backend) -> None:
+    def __init__(self, client: redis.Redis, backend: Backend, fanout: Fanout) -> None:
         self.client = client
         self.backend = backend
-        self.pubsub = backend.client.pubsub(ignore_subscribe_messages=True)
+        self.subscription = fanout.subscribe()
         self.entries: dict[str, dict[str, Any]] = {}
         self.states: dict[str, str] = {}
         self.channels: dict[bytes, str] = {}
@@ -83,7 +85,7 @@ class TaskFollower:
     def follow(self, task_id: str) -> dict[str, Any] | None:
         """Subscribe to a task, then read it: no change can fall in between."""
         channel = self.backend.get_key_for_task(task_id)
-        self.pubsub.subscribe(channel)
+        self.subscription.add(channel)
         self.channels[channel] = task_id
         records = task_records.load_records(self.client, self.backend, [task_id])
         if not records:
@@ -111,17 +113,21 @@ class TaskFollower:
     def unfollow(self, task_id: str) -> None:
         """Stop listening to a task."""
         channel = self.backend.get_key_for_task(task_id)
-        self.pubsub.unsubscribe(channel)
+        self.subscription.remove(channel)
         self.channels.pop(channel, None)
         self.entries.pop(task_id, None)
 
+    def listen(self, channel: str) -> None:
+        """Receive another channel's messages too (an owner's announcements)."""
+        self.subscription.add(channel)
+
     def next_message(self, timeout: float) -> dict[str, Any] | None:
         """The next message within ``timeout`` seconds, or None."""
-        return self.pubsub.get_message(timeout=timeout)
+        return self.subscription.get(timeout)
 
     def close(self) -> None:
-        """Give the connection back."""
-        self.pubsub.close()
+        """Stop receiving."""
+        self.subscription.close()
 
 
 def task_event_stream(
@@ -190,7 +196,11 @@ def event_stream_response(stream: Iterator[str]) -> Response:
 
 def new_follower() -> TaskFollower:
     """A follower on the current app's ledger and result backend."""
-    return TaskFollower(current_app.extensions["redis"], current_app.extensions["celery"].backend)
+    return TaskFollower(
+        current_app.extensions["redis"],
+        current_app.extensions["celery"].backend,
+        current_app.extensions["fanout"],
+    )
 
 
 @blp.route("/events")
@@ -201,7 +211,7 @@ def task_feed() -> Response:
     announcements = submissions_channel()
     follower = new_follower()
     try:
-        follower.pubsub.subscribe(announcements)
+        follower.listen(announcements)
         recent = visible_task_ids(follower.client, limit=FEED_RECENT_TASKS)
         unfinished = [
             followed
