@@ -169,6 +169,10 @@ class Config:
         "redis_socket_connect_timeout": 1.0,
         "redis_socket_timeout": 5.0,
         "worker_hijack_root_logger": False,
+        # Monitors (Flower, celery events) see every job from the moment it is queued:
+        # producers send task-sent, workers send task-received/started/succeeded/...
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
         # Routing is configuration, so tasks sent by name (celery call, beat) go there too.
         "task_routes": {
             "my_app.tasks.report_task": {"queue": "heavy"},

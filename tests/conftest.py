@@ -86,22 +86,27 @@ class RedisProcess:
     """A redis-server of a test's own (AOF on, like ``make redis``) that the test can
     stop, restart, pause and resume: a real process, signalled."""
 
-    def __init__(self, data_dir: Path, password: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, password: str | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.port = free_port()
         self.data_dir = data_dir
         self.password = password
+        self.host = host
         login = f":{password}@" if password else ""
-        self.url = f"redis://{login}127.0.0.1:{self.port}"
+        self.url = f"redis://{login}{host}:{self.port}"
         self.process: subprocess.Popen | None = None
         self.start()
 
     def start(self) -> None:
         """Start it and wait until it answers."""
-        command = redis_command(self.port, self.data_dir, log_file=self.data_dir / "redis.log")
+        command = redis_command(
+            self.port, self.data_dir, host=self.host, log_file=self.data_dir / "redis.log"
+        )
         if self.password:
             command += ["--requirepass", self.password]
         self.process = subprocess.Popen(command)
-        wait_until(lambda: is_answering("127.0.0.1", self.port), timeout=10)
+        wait_until(lambda: is_answering(self.host, self.port), timeout=10)
 
     def stop(self) -> None:
         """Stop it the way an operator would (SIGTERM: the AOF is flushed)."""

@@ -12,7 +12,6 @@ from celery.signals import after_task_publish, before_task_publish
 from conftest import forget_ledger, wait_for_state, wait_until, worker_process
 
 from my_app import create_app
-from my_app.config import TestingConfig
 
 
 @contextmanager
@@ -44,11 +43,10 @@ def types_of(events, task_id):
 
 @pytest.fixture(scope="module")
 def monitored(redis_url):
-    """An app sending task-sent events and a worker sending task events (``-E``), db 13."""
-    celery = {**TestingConfig.CELERY, "task_send_sent_event": True}
-    app = create_app("testing", REDIS_URL=f"{redis_url}/13", CELERY=celery)
-    env = {"FLASK_CELERY__task_send_sent_event": "true"}
-    with worker_process(f"{redis_url}/13", "--pool=threads", "-E", env=env):
+    """The app and a worker with their default settings, on db 13: producers send
+    task-sent and workers send task events without any flag."""
+    app = create_app("testing", REDIS_URL=f"{redis_url}/13")
+    with worker_process(f"{redis_url}/13", "--pool=threads"):
         # A first job end to end: the worker's event connection is up before a test listens.
         client = app.test_client()
         warm_up = client.post("/api/tasks/slow", json={"name": "warm-up", "seconds": 0})
