@@ -37,9 +37,9 @@ RESULTS = Path(__file__).with_name("results.json")
 SLOW_BODY = '{"name": "bench", "seconds": 0}'
 PROFILES = {
     "full": {"rounds": 8, "seconds": 4, "jobs": 5000, "sequential": 200, "updates": 200,
-             "memory": 50_000, "e2e_rounds": 2},
+             "memory": 50_000, "e2e_rounds": 2, "retained": 100_000},
     "quick": {"rounds": 2, "seconds": 3, "jobs": 1000, "sequential": 40, "updates": 50,
-              "memory": 10_000, "e2e_rounds": 1},
+              "memory": 10_000, "e2e_rounds": 1, "retained": 10_000},
 }  # fmt: skip
 DB = {"ours": 1, "baseline": 2}
 
@@ -103,8 +103,14 @@ def submit_throughput(report: Report, redis_url: str, profile: dict) -> None:
     report.add("HTTP submit p99 latency", "ms", ours_p99, base_p99, "<= baseline",
                median(ours_p99) <= median(base_p99))  # fmt: skip
     plain = [r["rps"] for r in rounds["plain"]]
-    report.add("HTTP submit, fraction of the plain JSON route", "x",
-               [o / p for o, p in zip(ours, plain, strict=True)], None, None, None)
+    report.add(
+        "HTTP submit, fraction of the plain JSON route",
+        "x",
+        [o / p for o, p in zip(ours, plain, strict=True)],
+        None,
+        None,
+        None,
+    )
     report.add("HTTP submit throughput, rate limit off", "req/s",
                [r["rps"] for r in rounds["unlimited"]], baseline, None, None)  # fmt: skip
 
@@ -115,8 +121,12 @@ def status_reads(report: Report, redis_url: str, profile: dict) -> None:
     with serving_both(redis_url) as (ours_base, baseline_base):
         for round_number in range(profile["rounds"]):
             # A queued task (no worker runs here), read over and over.
-            task_id = requests.post(f"{ours_base}/api/tasks/slow", data=SLOW_BODY, timeout=5,
-                                    headers={"Content-Type": "application/json"}).json()["id"]
+            task_id = requests.post(
+                f"{ours_base}/api/tasks/slow",
+                data=SLOW_BODY,
+                timeout=5,
+                headers={"Content-Type": "application/json"},
+            ).json()["id"]
             result_id = requests.post(f"{baseline_base}/submit", json={}, timeout=5).json()[
                 "result_id"]  # fmt: skip
             targets = {
@@ -316,14 +326,58 @@ def producer_memory(report: Report, redis_url: str, profile: dict) -> None:
                [channels["ours"]], [channels["baseline"]], "0", channels["ours"] == 0)  # fmt: skip
 
 
+def seed_failures(url: str, count: int) -> None:
+    """``count`` failed tasks in the ledger and the results, written the way a worker's
+    result backend writes them (so the per-state index is the real one)."""
+    from my_app import create_app
+    from my_app.store import ledger
+
+    app = create_app("testing", REDIS_URL=url, RESULT_EXPIRES=3600)
+    client, backend = app.extensions["redis"], app.extensions["celery"].backend
+    for n in range(count):
+        entry = ledger.new_entry(
+            f"seeded-{n:07d}", kind="slow", task_name="my_app.tasks.slow_task",
+            owner="public", queue="default", inputs={"name": "seed", "seconds": 0},
+        )  # fmt: skip
+        ledger.record_submission(client, entry, 3600)
+        backend.mark_as_failure(entry["id"], RuntimeError("seeded"))
+
+
+def filtered_list(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 7: GET /api/tasks?state=FAILURE with many retained tasks against 100; no
+    baseline app lists tasks, so the comparison is ours with itself."""
+    url = f"{redis_url}/{DB['ours']}"
+    rates: dict[int, list[float]] = {}
+    for retained in (100, profile["retained"]):
+        seed_failures(url, retained)
+        with gunicorn(OURS_APP, url) as (base, _):
+            target = f"{base}/api/tasks?state=FAILURE&page_size=20"
+            warm_up([(target, None)])
+            rates[retained] = [
+                load(target, profile["seconds"])["rps"]
+                for _ in range(max(1, profile["rounds"] // 2))
+            ]
+        flush(redis_url)
+    large, small = rates[profile["retained"]], rates[100]
+    report.add(f"Filtered list, {profile['retained']} retained vs 100", "req/s", large, small,
+               ">= 0.8x at 100", median(large) >= 0.8 * median(small))  # fmt: skip
+
+
 def flush(redis_url: str) -> None:
     """Empty the benchmark databases between rounds (nothing else uses this Redis)."""
     for db in DB.values():
         redis.Redis.from_url(f"{redis_url}/{db}").flushdb()
 
 
-MEASURES = (submit_throughput, status_reads, end_to_end, start_latency, live_latency,
-            producer_memory)
+MEASURES = (
+    submit_throughput,
+    status_reads,
+    end_to_end,
+    start_latency,
+    live_latency,
+    producer_memory,
+    filtered_list,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
