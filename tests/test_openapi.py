@@ -103,7 +103,7 @@ def run_schemathesis(live_server: str, tmp_path: Path) -> subprocess.CompletedPr
             "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
             "run", f"{live_server}/api/openapi.json",
             "--header", f"Authorization: {ALICE['Authorization']}",
-            "--max-examples", "10", "--max-time", "90", "--request-timeout", "5",
+            "--max-examples", "10", "--max-time", "60", "--request-timeout", "5",
             "--seed", "1", "--generation-database", "none",
             "--wait-for-schema", "10", "--no-color",
         ],

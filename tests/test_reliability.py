@@ -100,13 +100,23 @@ def test_a_killed_worker_tree_s_jobs_finish_on_another_worker_within_a_minute(re
         assert all(task["worker"].startswith("rescuer@") for task in finished)
 
 
+#: A short visibility timeout (renewed every 2 s), so a job can outlast it three times over.
+SHORT_LEASES = {
+    "FLASK_CELERY__broker_transport_options__visibility_timeout": "6",
+    "FLASK_CELERY__broker_transport_options__unacked_restore_interval": "1",
+}
+
+
 @pytest.mark.timeout(240)
 def test_a_job_longer_than_the_visibility_timeout_runs_once(redis_process):
     url = f"{redis_process.url}/0"
-    with web_process(url) as web, worker_process(url, "--concurrency=1"):
-        with worker_process(url, "--concurrency=1", "--hostname=other@%h"):
-            task = submit_slow(web, 45)  # the visibility timeout is 30 s
-            final = wait_for(web, task["id"], TERMINAL, timeout=120)
+    with (
+        web_process(url, env=SHORT_LEASES) as web,
+        worker_process(url, "--concurrency=1", env=SHORT_LEASES),
+        worker_process(url, "--concurrency=1", "--hostname=other@%h", env=SHORT_LEASES),
+    ):
+        task = submit_slow(web, 20)  # over three visibility timeouts
+        final = wait_for(web, task["id"], TERMINAL, timeout=120)
     assert final["state"] == "SUCCESS"
     assert final["attempts"] == 1
 
