@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -328,7 +330,14 @@ def producer_memory(report: Report, redis_url: str, profile: dict) -> None:
 
 def seed_failures(url: str, count: int) -> None:
     """``count`` failed tasks in the ledger and the results, written the way a worker's
-    result backend writes them (so the per-state index is the real one)."""
+    result backend writes them (so the per-state index is the real one), by a process of
+    its own: the load generator's process stays as it was."""
+    code = f"from bench.run import write_failures; write_failures({url!r}, {count})"
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, check=True)
+
+
+def write_failures(url: str, count: int) -> None:
+    """The body of ``seed_failures``."""
     from my_app import create_app
     from my_app.store import ledger
 
@@ -341,6 +350,8 @@ def seed_failures(url: str, count: int) -> None:
         )  # fmt: skip
         ledger.record_submission(client, entry, 3600)
         backend.mark_as_failure(entry["id"], RuntimeError("seeded"))
+    # Measure the steady state: not while Redis rewrites its append-only file.
+    wait_for(lambda: not client.info("persistence")["aof_rewrite_in_progress"], timeout=120)
 
 
 def filtered_list(report: Report, redis_url: str, profile: dict) -> None:
