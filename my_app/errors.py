@@ -6,11 +6,17 @@ from flask import Flask, current_app, url_for
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from werkzeug.exceptions import BadRequest, Conflict, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import (
+    BadRequest,
+    Conflict,
+    HTTPException,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+)
 
 from .extensions import api
 from .store.idempotency import IdempotencyConflict
-from .submission import PublishUnconfirmed
+from .submission import InputsTooLarge, PublishUnconfirmed
 
 RETRY_AFTER_SECONDS = 5
 
@@ -44,6 +50,11 @@ def queue_unavailable(error: Exception) -> tuple[dict, int, dict]:
         "nothing was queued. Try again shortly.",
         {"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+def inputs_too_large(error: InputsTooLarge) -> tuple[dict, int, dict]:
+    """Answer 413 when a submission's inputs exceed what one may store."""
+    return json_error(RequestEntityTooLarge(), str(error))
 
 
 def publish_unconfirmed(error: PublishUnconfirmed) -> tuple[dict, int, dict]:
@@ -81,4 +92,5 @@ def register_error_handlers(app: Flask) -> None:
         app.register_error_handler(error, queue_unavailable)
     app.register_error_handler(IdempotencyConflict, idempotency_conflict)
     app.register_error_handler(PublishUnconfirmed, publish_unconfirmed)
+    app.register_error_handler(InputsTooLarge, inputs_too_large)
     app.register_error_handler(RecursionError, nested_too_deeply)

@@ -69,7 +69,6 @@ def init_app(app: Flask) -> None:
             root.addHandler(json_handler())
         root.setLevel(app.config["LOG_LEVEL"])
         app.logger.handlers.clear()  # Flask's default handler would print plain text too
-        app.config["JSON_ACCESS_LOG"] = True
 
 
 def assign_request_id() -> None:
@@ -82,7 +81,7 @@ def assign_request_id() -> None:
 def answer_request_id(response: Response) -> Response:
     """Send the request id back, and log the request when logging JSON."""
     response.headers["X-Request-ID"] = g.get("request_id", "")
-    if current_app.config.get("JSON_ACCESS_LOG"):
+    if current_app.config["LOG_FORMAT"] == "json":
         current_app.logger.info(
             "%s %s %s", request.method, request.path, response.status_code,
             extra={"method": request.method, "path": request.path,

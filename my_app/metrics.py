@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from werkzeug.exceptions import Forbidden
 
 from .auth import AuthenticationError, current_caller, keys_required
-from .broker_queues import waiting_messages
+from .broker_queues import queue_overview
 from .store import job_metrics, ledger
 
 bp = Blueprint("metrics", __name__)
@@ -92,29 +92,24 @@ class JobCollector:
         for kind, (buckets, total, _count) in job_metrics.read_runtimes(client, kinds).items():
             runtime.add_metric([kind], [(str(bound), count) for bound, count in buckets], total)
         yield runtime
+        heartbeats = ledger.worker_heartbeats(client)
+        overview = queue_overview(self.app.extensions["celery"], client, queues, heartbeats)
         depth = GaugeMetricFamily("queue_depth", "Messages waiting in a queue", labels=["queue"])
-        depths = waiting_messages(self.app.extensions["celery"], set(queues))
-        for queue in queues:
-            depth.add_metric([queue], depths.get(queue, 0))
-        yield depth
         oldest = GaugeMetricFamily(
             "queue_oldest_job_age_seconds",
             "How long the oldest job not yet taken has waited in a queue",
             labels=["queue"],
         )
-        for queue, age in job_metrics.oldest_waiting_ages(client, queues).items():
-            oldest.add_metric([queue], age if depths.get(queue, 0) else 0.0)
-        yield oldest
-        workers = ledger.live_workers(client)
-        online = GaugeMetricFamily("workers_online", "Workers with a current heartbeat")
-        online.add_metric([], len(workers))
-        yield online
         consumers = GaugeMetricFamily(
             "queue_consumers", "Live workers consuming a queue", labels=["queue"]
         )
-        for queue in queues:
-            consumers.add_metric([queue], sum(queue in qs for qs in workers.values()))
-        yield consumers
+        for queue in overview:
+            depth.add_metric([queue["name"]], queue["depth"])
+            oldest.add_metric([queue["name"]], queue["oldest_waiting_seconds"])
+            consumers.add_metric([queue["name"]], len(queue["consumers"]))
+        online = GaugeMetricFamily("workers_online", "Workers with a current heartbeat")
+        online.add_metric([], len(heartbeats))
+        yield from (depth, oldest, online, consumers)
 
 
 def require_metrics_access() -> None:

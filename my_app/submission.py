@@ -113,6 +113,16 @@ def entry_for(
     )
 
 
+class InputsTooLarge(Exception):
+    """A submission whose inputs the ledger would store in more bytes than allowed."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The job's inputs are {size} bytes; one submission may store at most {limit} "
+            "(MAX_INPUT_BYTES)."
+        )
+
+
 class PublishUnconfirmed(Exception):
     """The broker did not answer a publish in time: the task may or may not be queued."""
 
@@ -217,17 +227,28 @@ def submit_job(
     args: list[Any] | None = None,
     idempotency_key: str | None = None,
     retry_of: str | None = None,
+    max_input_bytes: int | None = None,
 ) -> Submission:
     """Queue the task ``task_name`` with ``inputs`` (its keyword arguments) for ``owner``.
 
     An ``idempotency_key`` seen before with the same task and inputs returns the earlier
-    task instead; a key that is claimed but whose publish fails is released.
+    task instead; a key that is claimed but whose publish fails is released. Inputs that
+    the ledger would store in more than ``max_input_bytes`` raise ``InputsTooLarge``
+    before anything is written.
     """
     config = current_app.config
     celery_app = current_app.extensions["celery"]
     client = current_app.extensions["redis"]
     task = celery_app.tasks[task_name]
     task_id = uuid()
+    entry = entry_for(
+        celery_app, task_name, task_id, args, inputs,
+        owner=owner, queue=routed_queue(celery_app, task_name), retry_of=retry_of,
+    )  # fmt: skip
+    if max_input_bytes is not None:
+        stored = len(entry["inputs"].encode()) + len(entry.get("args", "").encode())
+        if stored > max_input_bytes:
+            raise InputsTooLarge(stored, max_input_bytes)
     if idempotency_key:
         fingerprint = idempotency.request_fingerprint(task_name, [args or [], inputs])
         earlier_id = idempotency.claim(
@@ -235,10 +256,6 @@ def submit_job(
         )
         if earlier_id is not None:
             return replay(earlier_id)
-    entry = entry_for(
-        celery_app, task_name, task_id, args, inputs,
-        owner=owner, queue=routed_queue(celery_app, task_name), retry_of=retry_of,
-    )  # fmt: skip
     try:
         task.apply_async(
             args=args or (),

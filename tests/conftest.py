@@ -251,11 +251,23 @@ def flower_process(redis_url: str) -> Iterator[str]:
 
 
 def answers(url: str) -> bool:
-    """Whether ``url`` answers below 500."""
+    """Whether ``url`` answers below 500 (not yet, while a server starts or replaces a
+    process)."""
     try:
-        return requests.get(url, timeout=1).status_code < 500
-    except requests.ConnectionError:
+        return requests.get(url, timeout=5).status_code < 500
+    except requests.RequestException:
         return False
+
+
+def every_task(base_url: str) -> list[dict]:
+    """Every task the service lists, page by page."""
+    tasks, page = [], 1
+    while batch := requests.get(
+        f"{base_url}/api/tasks?page={page}&page_size=100", timeout=30
+    ).json():
+        tasks += batch
+        page += 1
+    return tasks
 
 
 #: The keys of the keyed app: two owners and an admin.

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import requests
-from conftest import ADMIN, ALICE, ROOT, explode, wait_for_state, wait_until
+from conftest import ADMIN, ALICE, ROOT, answers, explode, wait_for_state, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from devservers.embedded_redis import free_port
@@ -99,10 +99,3 @@ def test_several_gunicorn_workers_count_their_requests_together(redis_url, tmp_p
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).status_code == 200
-    except requests.RequestException:  # a worker being replaced: try again
-        return False

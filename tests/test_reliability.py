@@ -21,6 +21,7 @@ from conftest import (
     ROOT,
     RedisProcess,
     answers,
+    every_task,
     require_binary,
     wait_until,
     web_process,
@@ -121,17 +122,6 @@ def test_a_job_longer_than_the_visibility_timeout_runs_once(redis_process):
     assert final["attempts"] == 1
 
 
-def page_through(web: str) -> list[dict]:
-    """Every task in the list, page by page."""
-    tasks, page = [], 1
-    while True:
-        batch = requests.get(f"{web}/api/tasks?page={page}&page_size=100", timeout=30).json()
-        tasks += batch
-        if len(batch) < 100:
-            return tasks
-        page += 1
-
-
 @pytest.mark.timeout(240)
 def test_sigterm_lets_the_running_job_finish_and_queued_ones_wait(redis_process):
     url = f"{redis_process.url}/0"
@@ -157,10 +147,10 @@ def test_a_redis_restart_keeps_200_queued_jobs(redis_process):
         redis_process.restart()  # SIGTERM: the AOF has every write
         with worker_process(url, "--concurrency=4", "--pool=threads"):
             wait_until(
-                lambda: all(t["state"] == "SUCCESS" for t in page_through(web)),
+                lambda: all(t["state"] == "SUCCESS" for t in every_task(web)),
                 timeout=180, interval=1,
             )  # fmt: skip
-        tasks = page_through(web)
+        tasks = every_task(web)
     assert {t["id"] for t in tasks} == accepted
     assert all(t["attempts"] == 1 for t in tasks)  # none ran twice
 
@@ -211,7 +201,7 @@ def test_a_paused_redis_never_gets_a_false_nothing_was_queued(redis_process):
         for answer in answers:
             assert answer.status_code in (202, 503), answer.text
         time.sleep(5)  # anything the broker took runs meanwhile
-        ran = {t["id"] for t in page_through(web) if t["state"] == "SUCCESS" and t["attempts"]}
+        ran = {t["id"] for t in every_task(web) if t["state"] == "SUCCESS" and t["attempts"]}
         assert ran - known <= set(), "a job ran that its client was told was not queued"
         assert worker.poll() is None
         assert wait_for(web, submit_slow(web, 0)["id"], TERMINAL)["state"] == "SUCCESS"
@@ -242,7 +232,7 @@ def test_5000_concurrent_submissions_each_run_exactly_once(redis_process):
         assert len(set(ids)) == 5000
 
         def all_done() -> list[dict] | None:
-            tasks = page_through(web)
+            tasks = every_task(web)
             return tasks if all(t["state"] == "SUCCESS" for t in tasks) else None
 
         tasks = wait_until(all_done, timeout=300, interval=2)

@@ -13,15 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import ROOT, RedisProcess, wait_until, web_process, worker_process
-
-
-def every_task(web: str) -> list[dict]:
-    tasks, page = [], 1
-    while batch := requests.get(f"{web}/api/tasks?page={page}&page_size=100", timeout=30).json():
-        tasks += batch
-        page += 1
-    return tasks
+from conftest import ROOT, RedisProcess, every_task, wait_until, web_process, worker_process
 
 
 @pytest.mark.timeout(300)

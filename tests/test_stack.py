@@ -12,18 +12,11 @@ from pathlib import Path
 
 import psutil
 import requests
-from conftest import wait_until
+from conftest import answers, wait_until
 
 from devservers.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code < 500
-    except requests.ConnectionError:
-        return False
 
 
 def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):

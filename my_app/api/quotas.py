@@ -4,8 +4,6 @@ and the longest slow job. Each is a JSON error the caller can act on."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app
 from flask_smorest import abort
 
@@ -14,18 +12,10 @@ from ..extensions import redis_client
 from ..store import ledger, task_records
 
 
-def check_inputs_size(inputs: dict[str, Any]) -> None:
-    """413 when the inputs, as the ledger would store them, exceed ``MAX_INPUT_BYTES``."""
-    if current_caller().admin:
-        return
-    limit = current_app.config["MAX_INPUT_BYTES"]
-    size = len(ledger.encode_inputs(inputs).encode())
-    if size > limit:
-        abort(
-            413,
-            message=f"The job's inputs are {size} bytes; one submission may store at most "
-            f"{limit} (MAX_INPUT_BYTES).",
-        )
+def input_bytes_limit() -> int | None:
+    """``MAX_INPUT_BYTES`` for the caller (None for an admin): ``submit_job`` measures the
+    inputs as the ledger encodes them, once, and refuses with 413 beyond it."""
+    return None if current_caller().admin else current_app.config["MAX_INPUT_BYTES"]
 
 
 def check_active_jobs() -> None:

@@ -10,9 +10,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from ..broker_queues import waiting_messages
+from ..broker_queues import queue_overview
 from ..extensions import redis_client
-from ..store import job_metrics, ledger
+from ..store import ledger
 
 blp = Blueprint("system", __name__, url_prefix="/api/system", description="What runs where.")
 
@@ -50,20 +50,14 @@ class System(MethodView):
     def get(self) -> dict[str, Any]:
         """Queues (depth, oldest waiting job, consumers) and the workers online"""
         client = redis_client.client
-        queues = list(current_app.config["TASK_QUEUES"])
         heartbeats = ledger.worker_heartbeats(client)
-        depths = waiting_messages(current_app.extensions["celery"], set(queues))
-        ages = job_metrics.oldest_waiting_ages(client, queues)
+        queues = queue_overview(
+            current_app.extensions["celery"], client,
+            list(current_app.config["TASK_QUEUES"]), heartbeats,
+        )  # fmt: skip
         return {
             "queues": [
-                {
-                    "name": queue,
-                    "depth": depths.get(queue, 0),
-                    "oldest_waiting_seconds": round(ages[queue], 1) if depths.get(queue) else 0.0,
-                    "consumers": sorted(
-                        name for name, beat in heartbeats.items() if queue in beat["queues"]
-                    ),
-                }
+                {**queue, "oldest_waiting_seconds": round(queue["oldest_waiting_seconds"], 1)}
                 for queue in queues
             ],
             "workers": [

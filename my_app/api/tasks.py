@@ -22,7 +22,7 @@ from ..owners import (
 from ..store import artifacts, ledger, task_records
 from ..submission import submit_job
 from .limits import submission_limit
-from .quotas import check_active_jobs, check_inputs_size
+from .quotas import check_active_jobs, input_bytes_limit
 from .schemas import (
     ErrorSchema,
     IdempotencyHeadersSchema,
@@ -149,7 +149,6 @@ def accept(
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Submit a job within the caller's quotas and answer 202 with its task (200 when an
     Idempotency-Key replays it)."""
-    check_inputs_size(inputs)
     check_active_jobs()
     submission = submit_job(
         task_name,
@@ -158,6 +157,7 @@ def accept(
         owner=current_owner(),
         idempotency_key=headers.get("idempotency_key"),
         retry_of=retry_of,
+        max_input_bytes=input_bytes_limit(),
     )
     task = with_links(submission.task)
     status = 202 if submission.created else 200
