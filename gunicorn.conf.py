@@ -4,8 +4,13 @@ its own, and command-line flags override what is set here.
     make serve                      # HOST, PORT and REDIS_URL from the environment
     gunicorn                        # the same, run from the project folder
 
-Threads carry the event streams: each open stream holds one thread of a web process for
-as long as the browser listens, so a process has many (``WEB_THREADS``), while
+gevent carries the event streams. An open stream waits for as long as its browser
+listens; as a greenlet it costs a few kilobytes, so one process holds a thousand of them
+(``WEB_CONNECTIONS``) while a status read still answers at once. gunicorn documents its
+async workers for exactly this ("long blocking calls ... Comet"); a thread per stream
+(gthread) would need a thousand OS threads per process. gunicorn's gevent worker
+monkey-patches the standard library before it loads the app, so redis-py, kombu's
+producer and the fan-out thread (my_app.api.fanout) cooperate without a change.
 ``WEB_CONCURRENCY`` processes share the CPU.
 """
 
@@ -14,10 +19,12 @@ import os
 
 wsgi_app = "my_app:create_app()"
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-worker_class = "gthread"
+worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "32"))
-# An event stream is a long request: let gthread workers keep it for as long as it lasts.
+#: Open connections (streams included) each process serves at once.
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
+# A gevent worker tells the master it lives between requests too: an event stream may
+# last far longer than this.
 timeout = 60
 graceful_timeout = 30
 keepalive = 5

@@ -171,6 +171,7 @@ def wrk(url: str, seconds: float, body: str | None, connections: int) -> dict[st
 def python_load(url: str, seconds: float, body: str | None, connections: int) -> dict[str, float]:
     """The fallback: ``connections`` threads with keep-alive connections, for ``seconds``."""
     parts = urlsplit(url)
+    target = f"{parts.path}?{parts.query}" if parts.query else parts.path
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
     lock = threading.Lock()
@@ -181,9 +182,9 @@ def python_load(url: str, seconds: float, body: str | None, connections: int) ->
         while time.monotonic() < deadline:
             started = time.perf_counter()
             if body is None:
-                connection.request("GET", parts.path)
+                connection.request("GET", target)
             else:
-                connection.request("POST", parts.path, body, {"Content-Type": "application/json"})
+                connection.request("POST", target, body, {"Content-Type": "application/json"})
             response = connection.getresponse()
             response.read()
             if response.status >= 300:

@@ -81,8 +81,12 @@ class Config:
     # Seconds a client connecting to Redis waits before the API answers 503.
     REDIS_CONNECT_TIMEOUT = 1.0
     REDIS_SOCKET_TIMEOUT = 5.0
+    # Connections per pool (each web or worker process has two), shared by all requests.
+    REDIS_MAX_CONNECTIONS = 20
     # How often an idle event stream sends a comment, so proxies keep it open.
     EVENTS_HEARTBEAT_SECONDS = 15.0
+    # How often a waiting event stream checks that its client is still there.
+    EVENTS_CLIENT_CHECK_SECONDS = 1.0
     # How long an Idempotency-Key is remembered.
     IDEMPOTENCY_TTL = 24 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024

@@ -52,15 +52,24 @@ class RedisClient:
     """
 
     def init_app(self, app: Flask) -> None:
-        """Create the app's pools; connecting waits for the first command."""
+        """Create the app's pools; connecting waits for the first command.
+
+        Each pool holds at most ``REDIS_MAX_CONNECTIONS`` connections, and a request that
+        finds them all busy waits for one (up to ``REDIS_SOCKET_TIMEOUT``, then 503)
+        instead of opening more: a thousand event streams reading at once share a few
+        connections, so a web process's connections stay bounded however busy it is.
+        """
         for extension, decode_responses in (("redis", True), ("redis_binary", False)):
-            app.extensions[extension] = redis.Redis.from_url(
+            pool = redis.BlockingConnectionPool.from_url(
                 app.config["REDIS_URL"],
+                max_connections=app.config["REDIS_MAX_CONNECTIONS"],
+                timeout=app.config["REDIS_SOCKET_TIMEOUT"],
                 socket_connect_timeout=app.config["REDIS_CONNECT_TIMEOUT"],
                 socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
                 health_check_interval=30,
                 decode_responses=decode_responses,
             )
+            app.extensions[extension] = redis.Redis(connection_pool=pool)
 
     @property
     def client(self) -> redis.Redis:

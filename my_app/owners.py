@@ -33,6 +33,13 @@ def visible_task_ids(client: redis.Redis, limit: int | None = None) -> list[str]
     return ledger.owner_task_ids(client, caller.owner, limit=limit)
 
 
+def visible_task_page(client: redis.Redis, first: int, last: int) -> tuple[list[str], int]:
+    """A page (``first`` to ``last``, newest first) of the tasks the caller sees, and
+    their count."""
+    caller = current_caller()
+    return ledger.task_id_page(client, None if caller.admin else caller.owner, first, last)
+
+
 def submissions_channel() -> str:
     """The channel announcing the new tasks the current caller sees."""
     caller = current_caller()

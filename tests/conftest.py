@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -257,6 +258,39 @@ def answers(url: str) -> bool:
         return requests.get(url, timeout=5).status_code < 500
     except requests.RequestException:
         return False
+
+
+def open_stream(base_url: str, path: str) -> socket.socket:
+    """An event stream read the way a browser tab holds one: a plain socket that has read
+    the answer's head and first event, so closing it sends a FIN, as closing a tab does."""
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=10)
+    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    received = b""
+    while b": connected" not in received and b"data: " not in received:
+        chunk = connection.recv(65536)
+        assert chunk, f"the stream {path} closed: {received!r}"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    connection.settimeout(0.2)
+    try:  # read what else has arrived: a socket closed with unread bytes sends a reset
+        while connection.recv(65536):
+            pass
+    except TimeoutError:
+        pass
+    return connection
+
+
+def streams_held(pids: list[int], port: int) -> int:
+    """How many connections the server processes ``pids`` still hold on ``port`` after
+    their clients hung up (CLOSE_WAIT: the client's FIN arrived, the server has not
+    closed its side)."""
+    return sum(
+        1
+        for pid in pids
+        for connection in psutil.Process(pid).net_connections()
+        if connection.laddr and connection.laddr.port == port and connection.status == "CLOSE_WAIT"
+    )
 
 
 def every_task(base_url: str) -> list[dict]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import requests
-from conftest import answers, wait_until
+from conftest import answers, open_stream, streams_held, wait_until
 
 from devservers.embedded_redis import free_port
 
@@ -123,6 +123,28 @@ def test_make_serve_and_make_worker_take_their_settings_from_the_environment(tmp
         assert "gunicorn" in commands
     worker_log = (tmp_path / "worker.log").read_text()
     assert "concurrency: 3 (thread)" in worker_log
+
+
+def test_make_serve_holds_many_open_pages_and_lets_go_of_closed_ones(tmp_path, redis_url):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": f"{redis_url}/5",
+           "APP_CONFIG": "testing", "FLASK_EVENTS_HEARTBEAT_SECONDS": "300"}  # fmt: skip
+    with make("serve", env, tmp_path / "serve.log") as serve:
+        wait_until(lambda: answers(f"{base}/healthz"), timeout=60, interval=0.3)
+        task = requests.post(f"{base}/api/tasks/slow", json={"name": "Ada", "seconds": 1},
+                             timeout=5).json()  # fmt: skip
+        tabs = [open_stream(base, "/api/tasks/events") for _ in range(100)]
+        tabs += [open_stream(base, task["links"]["events"]) for _ in range(100)]
+        for _ in range(20):  # the service answers while 200 pages listen
+            assert requests.get(base + task["links"]["self"], timeout=5).status_code == 200
+        servers = [p.pid for p in psutil.Process(serve.pid).children(recursive=True)
+                   if "gunicorn" in " ".join(p.cmdline())]  # fmt: skip
+        for tab in tabs:
+            tab.close()
+        # Without a heartbeat due for 300 s, only noticing the closed sockets frees them.
+        wait_until(lambda: streams_held(servers, port) == 0, timeout=20, interval=0.5)
+    assert "Using worker: gevent" in (tmp_path / "serve.log").read_text()
 
 
 def test_make_flower_needs_basic_auth_outside_development(tmp_path, redis_url):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import requests
-from conftest import serving
+from conftest import open_stream, serving, wait_until
+
+from my_app.store.keys import owner_channel
 
 
 def submit_slow(live_server: str, seconds: int) -> dict:
@@ -135,3 +137,19 @@ def test_streams_share_one_subscription_per_process(app):
             stream.close()
     assert len(finals) == 20  # every stream got the final update
     assert opened == before  # the process's one subscription, not one per stream
+
+
+def test_streams_let_go_as_soon_as_their_clients_hang_up(app, monkeypatch):
+    # Nothing is written to an idle feed and no heartbeat comes in time: only noticing
+    # the closed socket lets a stream go.
+    monkeypatch.setitem(app.config, "EVENTS_HEARTBEAT_SECONDS", 300.0)
+    fanout = app.extensions["fanout"]
+    announcements = owner_channel(app.config["DEFAULT_OWNER"]).encode()
+    with serving(app) as base_url:
+        tabs = [open_stream(base_url, "/api/tasks/events") for _ in range(60)]
+        assert len(fanout.listeners[announcements]) == 60
+        # Sixty open pages leave the service answering (each used to hold two connections).
+        assert requests.get(f"{base_url}/api/tasks", timeout=5).status_code == 200
+        for tab in tabs:
+            tab.close()
+        wait_until(lambda: announcements not in fanout.listeners, timeout=20)

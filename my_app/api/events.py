@@ -8,7 +8,8 @@ that cannot open is a JSON error, never a broken 200.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +21,7 @@ from flask_smorest import Blueprint, abort
 from ..owners import submissions_channel, visible_task_ids
 from ..store import ledger, task_records
 from .fanout import Fanout
+from .hangups import hangup_check
 from .schemas import ErrorSchema, TaskSchema, TaskSummarySchema
 from .tasks import task_or_404, with_links, with_warnings
 
@@ -130,21 +132,61 @@ class TaskFollower:
         self.subscription.close()
 
 
+class ClientGone(Exception):
+    """The stream's client hung up."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """How a stream waits for its next message: a heartbeat every ``heartbeat_seconds``
+    when nothing happens, and a look at the client every ``check_seconds``."""
+
+    heartbeat_seconds: float
+    check_seconds: float
+    hung_up: Callable[[], bool]
+
+    def next_message(self, follower: TaskFollower) -> dict[str, Any] | None:
+        """The follower's next message, or None when a heartbeat is due; raises
+        ClientGone as soon as the client has hung up."""
+        waited = 0.0
+        while waited < self.heartbeat_seconds:
+            wait = min(self.check_seconds, self.heartbeat_seconds - waited)
+            message = follower.next_message(wait)
+            if message is not None:
+                return message
+            waited += wait
+            if self.hung_up():
+                raise ClientGone
+        return None
+
+    @classmethod
+    def for_request(cls) -> Waiting:
+        """The current app's timings, and the current request's client."""
+        return cls(
+            heartbeat_seconds=current_app.config["EVENTS_HEARTBEAT_SECONDS"],
+            check_seconds=current_app.config["EVENTS_CLIENT_CHECK_SECONDS"],
+            hung_up=hangup_check(request.environ),
+        )
+
+
 def task_event_stream(
-    follower: TaskFollower, task: dict[str, Any], *, heartbeat_seconds: float
+    follower: TaskFollower, task: dict[str, Any], waiting: Waiting
 ) -> Iterator[str]:
-    """The task now, then once per state or progress change, ending after a final state."""
+    """The task now, then once per state or progress change, ending after a final state
+    (or as soon as the client hangs up)."""
     try:
         sent = 1
         yield sse_event(present(task), sent)
         while task["state"] not in task_records.TERMINAL_STATES:
-            message = follower.next_message(heartbeat_seconds)
+            message = waiting.next_message(follower)
             if message is None:
                 yield ": heartbeat\n\n"
                 continue
             task = follower.update(task["id"], message["data"])
             sent += 1
             yield sse_event(present(task), sent)
+    except ClientGone:
+        return
     finally:
         follower.close()
 
@@ -153,11 +195,10 @@ def owner_event_stream(
     follower: TaskFollower,
     announcements: str,
     unfinished: list[dict[str, Any]],
-    *,
-    heartbeat_seconds: float,
+    waiting: Waiting,
 ) -> Iterator[str]:
     """The caller's unfinished tasks now, then every new task announced on the channel
-    ``announcements`` and every change.
+    ``announcements`` and every change, until the client hangs up.
 
     One connection serves a whole page, however many tasks it shows.
     """
@@ -167,7 +208,7 @@ def owner_event_stream(
         for task in unfinished:
             yield sse_event(summarise(task))
         while True:
-            message = follower.next_message(heartbeat_seconds)
+            message = waiting.next_message(follower)
             if message is None:
                 yield ": heartbeat\n\n"
                 continue
@@ -181,6 +222,8 @@ def owner_event_stream(
                 continue  # a late message of a task already final
             if task is not None:
                 yield sse_event(summarise(task))
+    except ClientGone:
+        return
     finally:
         follower.close()
 
@@ -223,9 +266,8 @@ def task_feed() -> Response:
         follower.close()
         raise
     with_warnings(unfinished)
-    heartbeat = current_app.config["EVENTS_HEARTBEAT_SECONDS"]
     return event_stream_response(
-        owner_event_stream(follower, announcements, unfinished, heartbeat_seconds=heartbeat)
+        owner_event_stream(follower, announcements, unfinished, Waiting.for_request())
     )
 
 
@@ -248,5 +290,4 @@ def task_events(task_id: UUID) -> Response:
     if task is None:  # expired in between
         follower.close()
         abort(404, message=f"No task {task_id}: it never existed or has expired.")
-    heartbeat = current_app.config["EVENTS_HEARTBEAT_SECONDS"]
-    return event_stream_response(task_event_stream(follower, task, heartbeat_seconds=heartbeat))
+    return event_stream_response(task_event_stream(follower, task, Waiting.for_request()))

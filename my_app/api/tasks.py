@@ -18,6 +18,7 @@ from ..owners import (
     visible_active_ids,
     visible_finished_ids,
     visible_task_ids,
+    visible_task_page,
 )
 from ..store import artifacts, ledger, task_records
 from ..submission import submit_job
@@ -182,9 +183,8 @@ class TaskCollection(MethodView):
             )
             return [with_links(task) for task in tasks_as_shown(page)]
         if not filters:
-            task_ids = visible_task_ids(client)
-            pagination_parameters.item_count = len(task_ids)
-            return [with_links(task) for task in tasks_as_shown(task_ids[first:last])]
+            page, pagination_parameters.item_count = visible_task_page(client, first, last)
+            return [with_links(task) for task in tasks_as_shown(page)]
         candidates = visible_active_ids(client) if state in UNFINISHED_STATES else None
         if candidates is None:  # a kind, or an admin's unfinished tasks: read them all
             candidates = visible_task_ids(client)

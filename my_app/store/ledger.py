@@ -322,8 +322,22 @@ def finished_task_ids(
 ) -> tuple[list[str], int]:
     """One page (``first`` to ``last``, newest first) of the owner's tasks that ended in
     ``state`` (everyone's, for None), and how many there are."""
+    return index_page(client, state_key(owner, state), first, last)
+
+
+def task_id_page(
+    client: redis.Redis, owner: str | None, first: int, last: int
+) -> tuple[list[str], int]:
+    """One page (``first`` to ``last``, newest first) of the owner's tasks (everyone's,
+    for None), and how many there are."""
+    return index_page(client, ALL_TASKS if owner is None else owner_key(owner), first, last)
+
+
+def index_page(client: redis.Redis, index: str, first: int, last: int) -> tuple[list[str], int]:
+    """One page of a sorted set of task ids, newest first, and its size: one round trip
+    whose cost is the page's, however many tasks are retained."""
     pipe = client.pipeline(transaction=False)
-    pipe.zrevrange(state_key(owner, state), first, last - 1)
-    pipe.zcard(state_key(owner, state))
+    pipe.zrevrange(index, first, last - 1)
+    pipe.zcard(index)
     page, count = pipe.execute()
     return page, count
