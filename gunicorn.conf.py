@@ -28,6 +28,9 @@ worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
+# gunicorn 25+ opens a control socket at one path per user; several servers on a machine
+# (two apps, a benchmark, the tests) would fight over it, and nothing here uses it.
+control_socket_disable = True
 
 
 def post_worker_init(worker: object) -> None:

@@ -79,14 +79,18 @@ def environment(redis_url: str, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def gunicorn(
-    app: str, redis_url: str, workers: int = 2, **env: str
+    app: str, redis_url: str, workers: int = 2, worker_class: str | None = "sync", **env: str
 ) -> Iterator[tuple[str, psutil.Process]]:
-    """``gunicorn -w 2`` with the project's gunicorn.conf.py (sync workers, the same settings
-    for both apps), ``env`` added to the environment; yields the URL and the master process."""
+    """``gunicorn -w 2`` with the project's gunicorn.conf.py, ``env`` added to the
+    environment; yields the URL and the master process.
+
+    Request figures run sync workers, the same settings for both apps (the baseline is a
+    plain Flask app); ``worker_class=None`` keeps the file's own (gevent, as ``make serve``).
+    """
     port = free_port()
+    worker = ["-k", worker_class, "--threads", "1"] if worker_class else []
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-         "-k", "sync", "--threads", "1",
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *worker,
          "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
         cwd=ROOT, env=environment(redis_url, **env), start_new_session=True,
     )  # fmt: skip

@@ -34,14 +34,15 @@ from bench.harness import (
     private_redis,
     rss_of_workers,
 )
+from bench.streams import StreamClients
 
 RESULTS = Path(__file__).with_name("results.json")
 SLOW_BODY = '{"name": "bench", "seconds": 0}'
 PROFILES = {
     "full": {"rounds": 8, "seconds": 4, "jobs": 5000, "sequential": 200, "updates": 200,
-             "memory": 50_000, "e2e_rounds": 2, "retained": 100_000},
+             "memory": 50_000, "e2e_rounds": 2, "retained": 100_000, "streams": 1000},
     "quick": {"rounds": 2, "seconds": 3, "jobs": 1000, "sequential": 40, "updates": 50,
-              "memory": 10_000, "e2e_rounds": 1, "retained": 10_000},
+              "memory": 10_000, "e2e_rounds": 1, "retained": 10_000, "streams": 200},
 }  # fmt: skip
 DB = {"ours": 1, "baseline": 2}
 
@@ -356,22 +357,91 @@ def write_failures(url: str, count: int) -> None:
 
 def filtered_list(report: Report, redis_url: str, profile: dict) -> None:
     """Figure 7: GET /api/tasks?state=FAILURE with many retained tasks against 100; no
-    baseline app lists tasks, so the comparison is ours with itself."""
-    url = f"{redis_url}/{DB['ours']}"
-    rates: dict[int, list[float]] = {}
-    for retained in (100, profile["retained"]):
+    baseline app lists tasks, so the comparison is ours with itself: two servers, one on
+    a database of 100 failed tasks and one on ``retained``, loaded in alternate rounds."""
+    sizes = {100: f"{redis_url}/{DB['baseline']}", profile["retained"]: f"{redis_url}/{DB['ours']}"}
+    for retained, url in sizes.items():
         seed_failures(url, retained)
-        with gunicorn(OURS_APP, url) as (base, _):
-            target = f"{base}/api/tasks?state=FAILURE&page_size=20"
-            warm_up([(target, None)])
-            rates[retained] = [
-                load(target, profile["seconds"])["rps"]
-                for _ in range(max(1, profile["rounds"] // 2))
-            ]
-        flush(redis_url)
-    large, small = rates[profile["retained"]], rates[100]
-    report.add(f"Filtered list, {profile['retained']} retained vs 100", "req/s", large, small,
-               ">= 0.8x at 100", median(large) >= 0.8 * median(small))  # fmt: skip
+    rates: dict[int, list[float]] = {retained: [] for retained in sizes}
+    small, large = (gunicorn(OURS_APP, url) for url in sizes.values())
+    with small as (small_base, _), large as (large_base, _):
+        targets = {
+            retained: f"{base}/api/tasks?state=FAILURE&page_size=20"
+            for retained, base in zip(sizes, (small_base, large_base), strict=True)
+        }
+        warm_up((target, None) for target in targets.values())
+        for round_number in range(profile["rounds"]):
+            for retained in counterbalanced(list(targets), round_number):
+                rates[retained].append(load(targets[retained], profile["seconds"])["rps"])
+    flush(redis_url)
+    large_rates, small_rates = rates[profile["retained"]], rates[100]
+    met = median(large_rates) >= 0.8 * median(small_rates)
+    report.add(f"Filtered list, {profile['retained']} retained vs 100", "req/s", large_rates,
+               small_rates, ">= 0.8x at 100", met)  # fmt: skip
+
+
+#: The streaming figure's jobs: each reports progress 0..STREAM_JOB_SECONDS, one a second.
+STREAM_JOBS = 10
+STREAM_JOB_SECONDS = 5
+
+
+def many_streams(report: Report, redis_url: str, profile: dict) -> None:
+    """Figure 8: ``streams`` event streams open on one ``make serve`` (gunicorn.conf.py as
+    shipped, gevent workers) while their jobs run. Status reads' p99 with the streams
+    open and updates flowing, against the same server with none; whether every stream
+    received every update; and how many Redis connections the web processes hold."""
+    url = f"{redis_url}/{DB['ours']}"
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    body = json.dumps({"name": "streams", "seconds": STREAM_JOB_SECONDS})
+    with gunicorn(OURS_APP, url, worker_class=None) as (base, master):
+        # The jobs wait (no worker runs yet) while the streams open: each stream then
+        # sees every update of its job.
+        tasks = [requests.post(f"{base}/api/tasks/slow", data=body, timeout=5,
+                               headers={"Content-Type": "application/json"}).json()
+                 for _ in range(STREAM_JOBS)]  # fmt: skip
+        probe = f"{base}/api/tasks/{tasks[0]['id']}"
+        warm_up([(probe, None)])
+        quiet = load(probe, profile["seconds"])
+        clients = StreamClients(base, [task["links"]["events"] for task in tasks],
+                                profile["streams"])  # fmt: skip
+        clients.open()
+        connections = [web_redis_connections(master, redis_port)]
+        with celery_worker("celery_worker", url, "default,heavy"):
+            busy = []
+            deadline = time.monotonic() + STREAM_JOBS / 2 * STREAM_JOB_SECONDS
+            while time.monotonic() < deadline:  # the jobs run two at a time
+                busy.append(load(probe, profile["seconds"]))
+                connections.append(web_redis_connections(master, redis_port))
+            clients.wait_ended(timeout=120)
+    flush(redis_url)
+    expected = set(range(STREAM_JOB_SECONDS + 1))
+    complete = [s for s in clients.streams
+                if s.ended and s.progress == expected and s.states[-1] == "SUCCESS"]  # fmt: skip
+    p99 = max(figure["p99"] for figure in busy)
+    count = profile["streams"]
+    report.add(f"Status read p99, {count} streams open", "ms", [p99], [quiet["p99"]],
+               "< 100 ms", p99 < 100)  # fmt: skip
+    report.add(f"Streams that received every update, of {count}", "%",
+               [100 * len(complete) / count], None, "100 %", len(complete) == count)  # fmt: skip
+    # Per web process: three pools of REDIS_MAX_CONNECTIONS (ledger, artifacts, results),
+    # Celery's producer pool (broker_pool_limit, 10) and the fan-out's one subscription.
+    bound = 2 * (3 * 10 + 10 + 1)
+    report.add(f"Web processes' Redis connections, {count} streams", "connections",
+               [max(connections)], None, f"<= {bound} (the pools' bound)",
+               max(connections) <= bound)  # fmt: skip
+    errors = {s.error for s in clients.streams if s.error}
+    if errors:
+        print(f"  stream errors: {sorted(errors)[:3]}")
+
+
+def web_redis_connections(master: psutil.Process, redis_port: int) -> int:
+    """The TCP connections the web server's processes hold to Redis."""
+    return sum(
+        1
+        for process in master.children()
+        for connection in process.net_connections("tcp")
+        if connection.raddr and connection.raddr.port == redis_port
+    )
 
 
 def flush(redis_url: str) -> None:
@@ -388,6 +458,7 @@ MEASURES = (
     live_latency,
     producer_memory,
     filtered_list,
+    many_streams,
 )
 
 

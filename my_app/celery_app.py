@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from celery import Celery, Task
 from celery.backends.redis import RedisBackend
 from flask import Flask
@@ -36,7 +37,17 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
     (SUCCESS, FAILURE, REVOKED) in the ledger's per-state index, just before Celery
     stores the final result. Whatever ends a task (its return, an exception, a hard time
     limit in the worker's main process, a revoke) goes through ``store_result``, so a
-    client that sees a final state finds the task in that state's filtered list."""
+    client that sees a final state finds the task in that state's filtered list.
+
+    Its connections come from a bounded, blocking pool of ``redis_max_connections``
+    (REDIS_MAX_CONNECTIONS), as the app's own do (my_app.extensions): Celery's default
+    pool is unbounded, so a thousand event streams reading at once opened a connection
+    each, and bounded it raises "Too many connections" instead of waiting for one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Celery's Redis backend, on redis-py's BlockingConnectionPool."""
+        kwargs.setdefault("connection_pool", redis.BlockingConnectionPool)
+        super().__init__(*args, **kwargs)
 
     def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
         """Index the final state, then store the result as Celery does."""
@@ -77,6 +88,13 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
     # Celery reads "<class path>+<url>" as "this backend class at this URL".
     settings["result_backend"] = f"{__name__}:LedgerRedisBackend+{backend_url}"
     settings.setdefault("result_expires", config["RESULT_EXPIRES"])
+    settings.setdefault("redis_max_connections", config["REDIS_MAX_CONNECTIONS"])
+    # One result backend per process, not per thread: Celery's default builds one in each
+    # thread that touches it, which under gevent is each request (scanning the installed
+    # packages' entry points, then opening connections of its own). The Redis backend's
+    # pool is thread-safe; only AsyncResult.get()'s consumer is not, and the API never
+    # calls it.
+    settings.setdefault("result_backend_thread_safe", True)
     settings.setdefault("task_queues", [Queue(name) for name in config["TASK_QUEUES"]])
     settings.setdefault("task_annotations", [TimeLimitsByKind(config["TASK_TIME_LIMITS"])])
     return settings

@@ -81,8 +81,9 @@ class Config:
     # Seconds a client connecting to Redis waits before the API answers 503.
     REDIS_CONNECT_TIMEOUT = 1.0
     REDIS_SOCKET_TIMEOUT = 5.0
-    # Connections per pool (each web or worker process has two), shared by all requests.
-    REDIS_MAX_CONNECTIONS = 20
+    # Connections per pool, shared by all of a process's requests: the ledger's, the
+    # artifacts' and the results' (three pools a process; callers wait for a free one).
+    REDIS_MAX_CONNECTIONS = 10
     # How often an idle event stream sends a comment, so proxies keep it open.
     EVENTS_HEARTBEAT_SECONDS = 15.0
     # How often a waiting event stream checks that its client is still there.

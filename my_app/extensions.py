@@ -68,6 +68,7 @@ class RedisClient:
                 socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
                 health_check_interval=30,
                 decode_responses=decode_responses,
+                client_name=f"my_app-{extension}",
             )
             app.extensions[extension] = redis.Redis(connection_pool=pool)
 

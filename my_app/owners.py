@@ -56,8 +56,9 @@ def visible_finished_ids(
     )
 
 
-def visible_active_ids(client: redis.Redis) -> list[str] | None:
-    """The ids of the caller's tasks that may be unfinished (their active set), or None
-    for an admin, who has no single set."""
+def visible_unfinished_ids(client: redis.Redis, queues: list[str]) -> list[str]:
+    """The ids of tasks the caller sees, or may see, that may not have finished (active,
+    or waiting in ``queues``): check each with ``can_see``."""
     caller = current_caller()
-    return None if caller.admin else sorted(ledger.active_task_ids(client, caller.owner))
+    owner = None if caller.admin else caller.owner
+    return sorted(ledger.unfinished_task_ids(client, owner, queues))

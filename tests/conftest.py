@@ -88,12 +88,17 @@ class RedisProcess:
     stop, restart, pause and resume: a real process, signalled."""
 
     def __init__(
-        self, data_dir: Path, password: str | None = None, host: str = "127.0.0.1"
+        self,
+        data_dir: Path,
+        password: str | None = None,
+        host: str = "127.0.0.1",
+        options: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         self.data_dir = data_dir
         self.password = password
         self.host = host
+        self.options = options
         login = f":{password}@" if password else ""
         self.url = f"redis://{login}{host}:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -106,7 +111,7 @@ class RedisProcess:
         )
         if self.password:
             command += ["--requirepass", self.password]
-        self.process = subprocess.Popen(command)
+        self.process = subprocess.Popen([*command, *self.options])
         wait_until(lambda: is_answering(self.host, self.port), timeout=10)
 
     def stop(self) -> None:

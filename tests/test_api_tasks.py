@@ -7,6 +7,8 @@ import uuid
 
 from conftest import explode, flaky, forget_ledger, wait_for_state, wait_until, worker_process
 
+from my_app.store import ledger
+
 
 def submit_slow(client, name="Ada", seconds=0, **kwargs):
     return client.post("/api/tasks/slow", json={"name": name, "seconds": seconds}, **kwargs)
@@ -184,6 +186,32 @@ def test_run_task_and_api_share_one_ledger(client):
 def hgetall_calls(app) -> int:
     stats = app.extensions["redis"].info("commandstats")
     return stats.get("cmdstat_hgetall", {}).get("calls", 0)
+
+
+def retain_failures(app, count: int) -> None:
+    """``count`` failed tasks in the ledger, stored the way a worker's backend stores them."""
+    client, results = app.extensions["redis"], app.extensions["celery"].backend
+    for n in range(count):
+        entry = ledger.new_entry(
+            str(uuid.uuid4()), kind="slow", task_name="my_app.tasks.slow_task",
+            owner=app.config["DEFAULT_OWNER"], queue="default", inputs={"n": n},
+        )  # fmt: skip
+        ledger.record_submission(client, entry, 3600)
+        results.mark_as_failure(entry["id"], RuntimeError("retained"))
+
+
+def test_the_queued_filter_reads_the_waiting_tasks_not_every_retained_one(idle_app):
+    client = idle_app.test_client()
+    retain_failures(idle_app, 50)
+    queued = [submit_slow(client).get_json()["id"] for _ in range(3)]
+    before = hgetall_calls(idle_app)
+    page = client.get("/api/tasks?state=QUEUED")
+    read = hgetall_calls(idle_app) - before
+    assert sorted(task["id"] for task in page.get_json()) == sorted(queued)
+    assert read == 3  # the waiting tasks' entries: not the 53 retained
+    # An admin's filter reads everyone's active tasks the same way.
+    everyone = ledger.unfinished_task_ids(idle_app.extensions["redis"], None, ["default"])
+    assert everyone == set(queued)
 
 
 def test_a_state_filter_reads_only_its_page_whatever_is_retained(app, client):

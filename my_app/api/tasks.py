@@ -15,10 +15,10 @@ from ..extensions import redis_client
 from ..owners import (
     can_see,
     current_owner,
-    visible_active_ids,
     visible_finished_ids,
     visible_task_ids,
     visible_task_page,
+    visible_unfinished_ids,
 )
 from ..store import artifacts, ledger, task_records
 from ..submission import submit_job
@@ -41,12 +41,6 @@ blp = Blueprint(
 
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED", "LOST"})
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
-
-
-#: States of running tasks, all found among the owner's active tasks. (QUEUED and LOST
-#: are not: a task cancelled while queued leaves the active set but shows QUEUED until a
-#: worker drops it, so those filters read every task.)
-UNFINISHED_STATES = frozenset({"STARTED", "PROGRESS", "RETRY"})
 
 
 def tasks_as_shown(task_ids: list[str]) -> list[dict[str, Any]]:
@@ -101,14 +95,15 @@ def checked_for_lost(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
     if not suspects:
         return tasks
-    celery_app = current_app.extensions["celery"]
-    depths = waiting_messages(celery_app, {task["queue"] for task in suspects})
+    queues = {task["queue"] for task in suspects}
+    depths = waiting_messages(current_app.extensions["celery"], queues)
     candidates = [task["id"] for task in suspects if depths[task["queue"]] == 0]
     if not candidates:
         return tasks
+    results = current_app.extensions["celery"].backend
     still_waiting = {
         task["id"]
-        for task in task_records.load_tasks(redis_client.client, celery_app.backend, candidates)
+        for task in task_records.load_tasks(redis_client.client, results, candidates)
         if task["state"] == "QUEUED" and not task["received_at"]
     }
     return [task_records.mark_lost(t) if t["id"] in still_waiting else t for t in tasks]
@@ -185,14 +180,17 @@ class TaskCollection(MethodView):
         if not filters:
             page, pagination_parameters.item_count = visible_task_page(client, first, last)
             return [with_links(task) for task in tasks_as_shown(page)]
-        candidates = visible_active_ids(client) if state in UNFINISHED_STATES else None
-        if candidates is None:  # a kind, or an admin's unfinished tasks: read them all
+        if state is not None and state not in ledger.INDEXED_STATES:
+            # Unfinished or lost: only tasks still active or waiting can be.
+            queues = list(current_app.config["TASK_QUEUES"])
+            candidates = visible_unfinished_ids(client, queues)
+        else:  # a kind: read them all
             candidates = visible_task_ids(client)
         matching = sorted(
             (
                 task
                 for task in tasks_as_shown(candidates)
-                if all(task[name] == value for name, value in filters.items())
+                if can_see(task) and all(task[name] == value for name, value in filters.items())
             ),
             key=lambda task: task["submitted_at"],
             reverse=True,

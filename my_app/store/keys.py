@@ -26,6 +26,12 @@ ALL_TASKS = f"{PREFIX}tasks"
 ALL_SUBMITTED_CHANNEL = f"{PREFIX}submitted"
 
 
+#: The sorted set of every owner's tasks that may still be queued or running, scored by
+#: submission time (an admin's filter of unfinished tasks); a task leaves it when it
+#: ends, is cancelled, or is older than the retention.
+ALL_ACTIVE = f"{PREFIX}tasks:active"
+
+
 def owner_active_key(owner: str) -> str:
     """The set of an owner's task ids that may still be queued or running (the quota of
     jobs at once); finished ones are pruned when the owner nears the quota."""

@@ -21,12 +21,14 @@ from redis.commands.core import Script
 
 from . import job_metrics
 from .keys import (
+    ALL_ACTIVE,
     ALL_TASKS,
     WORKERS,
     owner_active_key,
     owner_key,
     state_key,
     task_key,
+    waiting_key,
     worker_key,
 )
 
@@ -89,6 +91,9 @@ def record_submission(client: redis.Redis, entry: dict[str, str], expires: int) 
         pipe.expire(index, expires)
     pipe.sadd(owner_active_key(owner), entry["id"])
     pipe.expire(owner_active_key(owner), expires)
+    pipe.zadd(ALL_ACTIVE, {entry["id"]: submitted})
+    pipe.zremrangebyscore(ALL_ACTIVE, "-inf", submitted - expires)
+    pipe.expire(ALL_ACTIVE, expires)
     job_metrics.count_queued(pipe, entry["kind"], entry["queue"], entry["id"], submitted, expires)
     pipe.execute()
 
@@ -102,6 +107,7 @@ def forget_submission(client: redis.Redis, entry: dict[str, str]) -> None:
     pipe.zrem(owner_key(owner), task_id)
     pipe.zrem(ALL_TASKS, task_id)
     pipe.srem(owner_active_key(owner), task_id)
+    pipe.zrem(ALL_ACTIVE, task_id)
     pipe.execute()
 
 
@@ -245,9 +251,28 @@ def active_task_ids(client: redis.Redis, owner: str) -> set[str]:
 
 
 def drop_active(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
-    """Drop finished or cancelled tasks from the owner's active set."""
+    """Drop finished or cancelled tasks from the owner's active set (and everyone's)."""
     if task_ids:
-        client.srem(owner_active_key(owner), *task_ids)
+        pipe = client.pipeline(transaction=False)
+        pipe.srem(owner_active_key(owner), *task_ids)
+        pipe.zrem(ALL_ACTIVE, *task_ids)
+        pipe.execute()
+
+
+def unfinished_task_ids(client: redis.Redis, owner: str | None, queues: list[str]) -> set[str]:
+    """Every task of the owner (of everyone, for None) that may not have finished: those
+    still active, and those waiting in ``queues`` (a task cancelled while it waited
+    leaves the active set, yet shows QUEUED until a worker drops it). As many as the
+    quotas and the queues hold, however many tasks are retained; the waiting ones may be
+    other owners', for the caller to leave out."""
+    pipe = client.pipeline(transaction=False)
+    if owner is None:
+        pipe.zrange(ALL_ACTIVE, 0, -1)
+    else:
+        pipe.smembers(owner_active_key(owner))
+    for queue in queues:
+        pipe.zrange(waiting_key(queue), 0, -1)
+    return {task_id for members in pipe.execute() for task_id in members}
 
 
 def record_heartbeat(
@@ -314,6 +339,7 @@ def record_finished(client: redis.Redis, task_id: str, state: str, expires: int)
         pipe.zremrangebyscore(index, "-inf", submitted - expires)
         pipe.expire(index, expires)
     pipe.srem(owner_active_key(owner), task_id)
+    pipe.zrem(ALL_ACTIVE, task_id)
     pipe.execute()
 
 
