@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
     url = urlsplit(args.url)
     host, port = url.hostname or "127.0.0.1", url.port or 6379
+    if url.scheme == "sentinel":
+        print("REDIS_URL names Redis Sentinels; not starting a local Redis.", flush=True)
+        return wait_for_signal()
     if host not in ("127.0.0.1", "localhost"):
         print(f"REDIS_URL points at {host}; not starting a local Redis.", flush=True)
         return wait_for_signal()

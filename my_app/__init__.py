@@ -61,6 +61,7 @@ def register_extensions(app: Flask) -> None:
     from .celery_app import celery_init_app
     from .errors import register_error_handlers
     from .extensions import NoSessions, api, limiter, redis_client
+    from .redis_connections import limiter_storage_uri
     from .worker import signals  # noqa: F401  the worker's side of the ledger
 
     # First: a request id for every log line, then a request without a valid key is
@@ -73,7 +74,10 @@ def register_extensions(app: Flask) -> None:
     redis_client.init_app(app)
     celery_app = celery_init_app(app)
     app.extensions["fanout"] = Fanout(celery_app.backend)  # one subscription per process
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI",
+        limiter_storage_uri(app.config["REDIS_URL"], app.config["REDIS_SENTINEL_SERVICE"]),
+    )
     limiter.init_app(app)
     api.init_app(app)
     security_headers.init_app(app, production=app.config["HSTS"])

@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 import redis
 from celery import Celery, Task
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from flask import Flask
 from kombu import Queue
 
+from .redis_connections import SENTINEL_SCHEME, is_sentinel
 from .store import ledger
 from .worker.leases import LeaseRenewal
 
@@ -59,6 +60,12 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
         return super().store_result(task_id, result, state, *args, **kwargs)
 
 
+class LedgerSentinelBackend(LedgerRedisBackend, SentinelBackend):
+    """``LedgerRedisBackend`` on Celery's Sentinel backend: the results' Redis is the
+    primary the Sentinels name (REDIS_URL ``sentinel://...``), found again after a
+    failover. Its pool is Sentinel's own, which does not block (my_app.redis_connections)."""
+
+
 #: Celery settings the service cannot honour, and why: refused at start-up.
 REFUSED_SETTINGS = {
     "task_always_eager": "tasks must go through the queue (the ledger follows real workers)",
@@ -79,14 +86,26 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"CELERY[{name!r}] cannot be set for this service: {reason}.")
     settings.setdefault("broker_url", config.get("CELERY_BROKER_URL") or config["REDIS_URL"])
     backend_url = settings.get("result_backend") or config["REDIS_URL"]
-    if urlsplit(backend_url).scheme not in ("redis", "rediss", "unix"):
+    if urlsplit(backend_url).scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME):
         raise ValueError(
-            f"CELERY['result_backend'] must be a Redis URL (redis://, rediss:// or "
-            f"unix://), not {urlsplit(backend_url).scheme}://: the API reads results and "
-            "follows their channels in Redis."
+            f"CELERY['result_backend'] must be a Redis URL (redis://, rediss://, unix:// "
+            f"or sentinel://), not {urlsplit(backend_url).scheme}://: the API reads "
+            "results and follows their channels in Redis."
         )
+    # Behind Sentinels, kombu and Celery name the primary in their transport options.
+    service = {"master_name": config["REDIS_SENTINEL_SERVICE"]}
+    if is_sentinel(settings["broker_url"]):
+        settings["broker_transport_options"] = {
+            **service, **settings.get("broker_transport_options", {})
+        }  # fmt: skip
+    backend_class = "LedgerRedisBackend"
+    if is_sentinel(backend_url):
+        backend_class = "LedgerSentinelBackend"
+        settings["result_backend_transport_options"] = {
+            **service, **settings.get("result_backend_transport_options", {})
+        }  # fmt: skip
     # Celery reads "<class path>+<url>" as "this backend class at this URL".
-    settings["result_backend"] = f"{__name__}:LedgerRedisBackend+{backend_url}"
+    settings["result_backend"] = f"{__name__}:{backend_class}+{backend_url}"
     settings.setdefault("result_expires", config["RESULT_EXPIRES"])
     settings.setdefault("redis_max_connections", config["REDIS_MAX_CONNECTIONS"])
     # One result backend per process, not per thread: Celery's default builds one in each

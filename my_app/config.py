@@ -18,6 +18,7 @@ PLAIN_ENV_SETTINGS = (
     "API_KEYS_FILE",
     "METRICS_TOKEN",
     "REDIS_URL",
+    "REDIS_SENTINEL_SERVICE",
     "CELERY_BROKER_URL",
     "TRUSTED_PROXIES",
     "SECRET_KEY",
@@ -61,8 +62,11 @@ class Config:
     MAX_ACTIVE_JOBS = 100  # 0 means no quota
     MAX_INPUT_BYTES = 1024 * 1024
     MAX_JOB_SECONDS = 600
-    #: The Redis that holds the ledger, results and artifacts (and, by default, the queue).
+    #: The Redis that holds the ledger, results and artifacts (and, by default, the queue):
+    #: redis://, rediss://, unix://, or Redis Sentinels, sentinel://host:26379/0;sentinel://...
     REDIS_URL = "redis://127.0.0.1:6379/0"
+    #: The primary the Sentinels monitor, when REDIS_URL names Sentinels.
+    REDIS_SENTINEL_SERVICE = "mymaster"
     #: Celery's broker, when it is not REDIS_URL: another Redis, or RabbitMQ (amqp://...).
     CELERY_BROKER_URL: str | None = None
     #: Whose tasks those are that were queued outside the HTTP API (a shell, celery call,

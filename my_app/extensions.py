@@ -10,6 +10,7 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Api
 from flask_talisman import Talisman
 
+from . import redis_connections
 from .auth import current_caller
 
 api = Api()
@@ -58,10 +59,12 @@ class RedisClient:
         finds them all busy waits for one (up to ``REDIS_SOCKET_TIMEOUT``, then 503)
         instead of opening more: a thousand event streams reading at once share a few
         connections, so a web process's connections stay bounded however busy it is.
+        ``REDIS_URL`` may name Redis Sentinels instead (my_app.redis_connections).
         """
         for extension, decode_responses in (("redis", True), ("redis_binary", False)):
-            pool = redis.BlockingConnectionPool.from_url(
+            app.extensions[extension] = redis_connections.redis_client(
                 app.config["REDIS_URL"],
+                app.config["REDIS_SENTINEL_SERVICE"],
                 max_connections=app.config["REDIS_MAX_CONNECTIONS"],
                 timeout=app.config["REDIS_SOCKET_TIMEOUT"],
                 socket_connect_timeout=app.config["REDIS_CONNECT_TIMEOUT"],
@@ -70,7 +73,6 @@ class RedisClient:
                 decode_responses=decode_responses,
                 client_name=f"my_app-{extension}",
             )
-            app.extensions[extension] = redis.Redis(connection_pool=pool)
 
     @property
     def client(self) -> redis.Redis:

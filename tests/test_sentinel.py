@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from redis.sentinel import Sentinel
 from conftest import RedisProcess, wait_until, web_process, worker_process
 
 from devservers.embedded_redis import find_redis_server, free_port, is_answering
@@ -37,7 +38,7 @@ class SentinelProcess:
 
     def primary_port(self) -> int:
         """The port of the primary Sentinel names now."""
-        return int(self.client.sentinel_get_master_addr_by_name(SERVICE)[1])
+        return Sentinel([("127.0.0.1", self.port)]).discover_master(SERVICE)[1]
 
     def stop(self) -> None:
         self.process.terminate()
