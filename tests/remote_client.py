@@ -23,7 +23,7 @@ def main(web: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"{web} never became ready")
         time.sleep(0.5)
-    job = {"name": "from afar", "seconds": 2}
+    job = {"name": "from afar", "seconds": 3}
     task = requests.post(f"{web}/api/tasks/slow", json=job, timeout=10).json()
     events = []
     with requests.get(f"{web}{task['links']['events']}", stream=True, timeout=60) as stream:

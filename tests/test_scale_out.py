@@ -190,6 +190,6 @@ def test_redis_web_two_workers_and_a_client_on_five_machines(five_machines, tmp_
     assert {name.split("@")[0] for name in workers} == {"a", "b"}  # both remote workers
     final = report["final"]
     assert final["state"] == "SUCCESS" and final["worker"].split("@")[0] in {"a", "b"}
+    # The record as the stream opened, then live changes from the remote worker.
     states = [event["state"] for event in report["events"]]
-    assert states[0] in {"QUEUED", "STARTED"} and "PROGRESS" in states
-    assert states[-1] == "SUCCESS"
+    assert "PROGRESS" in states[1:] and states[-1] == "SUCCESS", states
