@@ -3,6 +3,9 @@ answer is right for every broker Celery supports (Redis, RabbitMQ, ...)."""
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +29,40 @@ def waiting_messages(celery_app: Celery, queue_names: Iterable[str]) -> dict[str
                 except (ChannelError, NotFound):
                     depths[name] = 0
     return depths
+
+
+#: How long a process reuses a queue's depth for the lost-task check.
+RECENT_DEPTH_SECONDS = 1.0
+#: Per Celery app: each queue's depth, and when it was asked (time.monotonic()).
+_recent_depths: weakref.WeakKeyDictionary[Celery, dict[str, tuple[float, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+_recent_depths_lock = threading.Lock()
+
+
+def recent_waiting_messages(celery_app: Celery, queue_names: Iterable[str]) -> dict[str, int]:
+    """``waiting_messages``, asked at most once a second per queue and process.
+
+    Asking opens a broker channel, which on Redis is a connection of its own (about
+    5 ms), and every read of a task that has waited a while asks: a page polling a
+    backlog would open a connection a request. A depth a second old is as good for
+    that check, since the task it is for has waited far longer (LOST_CHECK_AFTER_SECONDS).
+    """
+    now = time.monotonic()
+    known: dict[str, int] = {}
+    with _recent_depths_lock:
+        remembered = _recent_depths.setdefault(celery_app, {})
+        for name in set(queue_names):
+            asked_at, depth = remembered.get(name, (-RECENT_DEPTH_SECONDS, 0))
+            if now - asked_at < RECENT_DEPTH_SECONDS:
+                known[name] = depth
+    missing = set(queue_names) - set(known)
+    if missing:
+        asked = waiting_messages(celery_app, missing)
+        with _recent_depths_lock:
+            remembered.update({name: (now, depth) for name, depth in asked.items()})
+        known.update(asked)
+    return known
 
 
 def queue_overview(

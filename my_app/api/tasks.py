@@ -10,7 +10,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from ..broker_queues import waiting_messages
+from ..broker_queues import recent_waiting_messages
 from ..extensions import redis_client
 from ..owners import (
     can_see,
@@ -96,7 +96,7 @@ def checked_for_lost(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not suspects:
         return tasks
     queues = {task["queue"] for task in suspects}
-    depths = waiting_messages(current_app.extensions["celery"], queues)
+    depths = recent_waiting_messages(current_app.extensions["celery"], queues)
     candidates = [task["id"] for task in suspects if depths[task["queue"]] == 0]
     if not candidates:
         return tasks
