@@ -55,8 +55,8 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .ruff_cache
 
-bench: $(STAMP)  ## this service against the baseline app, full run (< 10 min)
+bench: $(STAMP)  ## this service against the baseline app, full run (~12 min)
 	python -m bench.run
 
-bench-quick: $(STAMP)  ## the same figures, shorter (< 2 min)
+bench-quick: $(STAMP)  ## the same figures, shorter (~3 min)
 	python -m bench.run --quick

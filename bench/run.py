@@ -465,7 +465,7 @@ MEASURES = (
 def main(argv: list[str] | None = None) -> int:
     """Run every figure and write bench/results.json."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (~3 min)")
     parser.add_argument("--only", nargs="+", choices=[m.__name__ for m in MEASURES],
                         help="measure only these figures (while working on one)")  # fmt: skip
     parser.add_argument("--rounds", type=int, help="override the profile's rounds")
