@@ -107,7 +107,8 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
     # Celery reads "<class path>+<url>" as "this backend class at this URL".
     settings["result_backend"] = f"{__name__}:{backend_class}+{backend_url}"
     settings.setdefault("result_expires", config["RESULT_EXPIRES"])
-    settings.setdefault("redis_max_connections", config["REDIS_MAX_CONNECTIONS"])
+    if not is_sentinel(backend_url):  # Sentinel's pool raises when full: left unbounded
+        settings.setdefault("redis_max_connections", config["REDIS_MAX_CONNECTIONS"])
     # One result backend per process, not per thread: Celery's default builds one in each
     # thread that touches it, which under gevent is each request (scanning the installed
     # packages' entry points, then opening connections of its own). The Redis backend's
