@@ -1,6 +1,7 @@
 """A client on a machine of its own (tests/test_scale_out.py runs it in a network
-namespace): it waits until the web server at argv[1] is ready, queues a job, follows its
-live events to the end, and prints what it saw as one JSON object."""
+namespace): it waits until the web server at argv[1] is ready with argv[2] workers online,
+queues a job, follows its live events to the end, and prints what it saw as one JSON
+object."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import time
 import requests
 
 
-def main(web: str) -> None:
+def main(web: str, workers: int) -> None:
     deadline = time.monotonic() + 90
-    while True:  # ready: Redis, the broker, and a worker on each queue
+    while True:  # ready: Redis, the broker, a worker on each queue, and all the workers
         try:
             ready = requests.get(f"{web}/readyz", timeout=5)
-            if ready.status_code == 200:
+            online = ready.json()["checks"]["consumers"]["workers"] if ready.ok else []
+            if len(online) >= workers:
                 break
-        except requests.RequestException:
+        except (requests.RequestException, ValueError, KeyError):
             pass
         if time.monotonic() > deadline:
             raise SystemExit(f"{web} never became ready")
@@ -35,4 +37,4 @@ def main(web: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]))

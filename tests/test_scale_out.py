@@ -177,7 +177,8 @@ def test_redis_web_two_workers_and_a_client_on_five_machines(five_machines, tmp_
         ], env=env))  # fmt: skip
     try:
         seen = subprocess.run(
-            ["ip", "netns", "exec", client_host, sys.executable, "tests/remote_client.py", web],
+            ["ip", "netns", "exec", client_host, sys.executable, "tests/remote_client.py",
+             web, "2"],
             cwd=ROOT, capture_output=True, text=True, timeout=180,
         )  # fmt: skip
     finally:
