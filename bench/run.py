@@ -35,6 +35,7 @@ from bench.harness import (
     rss_of_workers,
 )
 from bench.streams import StreamClients
+from my_app.config import Config
 
 RESULTS = Path(__file__).with_name("results.json")
 SLOW_BODY = '{"name": "bench", "seconds": 0}'
@@ -424,8 +425,9 @@ def many_streams(report: Report, redis_url: str, profile: dict) -> None:
     report.add(f"Streams that received every update, of {count}", "%",
                [100 * len(complete) / count], None, "100 %", len(complete) == count)  # fmt: skip
     # Per web process: three pools of REDIS_MAX_CONNECTIONS (ledger, artifacts, results),
-    # Celery's producer pool (broker_pool_limit, 10) and the fan-out's one subscription.
-    bound = 2 * (3 * 10 + 10 + 1)
+    # Celery's producer pool (broker_pool_limit) and the fan-out's one subscription.
+    pool_limit = Config.CELERY.get("broker_pool_limit", 10)
+    bound = 2 * (3 * Config.REDIS_MAX_CONNECTIONS + pool_limit + 1)
     report.add(f"Web processes' Redis connections, {count} streams", "connections",
                [max(connections)], None, f"<= {bound} (the pools' bound)",
                max(connections) <= bound)  # fmt: skip

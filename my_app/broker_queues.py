@@ -53,9 +53,9 @@ def recent_waiting_messages(celery_app: Celery, queue_names: Iterable[str]) -> d
     with _recent_depths_lock:
         remembered = _recent_depths.setdefault(celery_app, {})
         for name in set(queue_names):
-            asked_at, depth = remembered.get(name, (-RECENT_DEPTH_SECONDS, 0))
-            if now - asked_at < RECENT_DEPTH_SECONDS:
-                known[name] = depth
+            seen = remembered.get(name)
+            if seen is not None and now - seen[0] < RECENT_DEPTH_SECONDS:
+                known[name] = seen[1]
     missing = set(queue_names) - set(known)
     if missing:
         asked = waiting_messages(celery_app, missing)

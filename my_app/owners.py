@@ -25,6 +25,13 @@ def can_see(task: dict[str, Any]) -> bool:
     return caller.admin or task["owner"] == caller.owner
 
 
+def visible_owner() -> str | None:
+    """Whose tasks the current caller sees: its owner's, or everyone's (None) for an
+    admin, as the ledger's index functions take it."""
+    caller = current_caller()
+    return None if caller.admin else caller.owner
+
+
 def visible_task_ids(client: redis.Redis, limit: int | None = None) -> list[str]:
     """The ids of the tasks the current caller sees, newest first."""
     caller = current_caller()
@@ -36,8 +43,7 @@ def visible_task_ids(client: redis.Redis, limit: int | None = None) -> list[str]
 def visible_task_page(client: redis.Redis, first: int, last: int) -> tuple[list[str], int]:
     """A page (``first`` to ``last``, newest first) of the tasks the caller sees, and
     their count."""
-    caller = current_caller()
-    return ledger.task_id_page(client, None if caller.admin else caller.owner, first, last)
+    return ledger.task_id_page(client, visible_owner(), first, last)
 
 
 def submissions_channel() -> str:
@@ -50,15 +56,10 @@ def visible_finished_ids(
     client: redis.Redis, state: str, first: int, last: int
 ) -> tuple[list[str], int]:
     """A page of the tasks the caller sees that ended in ``state``, and their count."""
-    caller = current_caller()
-    return ledger.finished_task_ids(
-        client, None if caller.admin else caller.owner, state, first, last
-    )
+    return ledger.finished_task_ids(client, visible_owner(), state, first, last)
 
 
 def visible_unfinished_ids(client: redis.Redis, queues: list[str]) -> list[str]:
     """The ids of tasks the caller sees, or may see, that may not have finished (active,
     or waiting in ``queues``): check each with ``can_see``."""
-    caller = current_caller()
-    owner = None if caller.admin else caller.owner
-    return sorted(ledger.unfinished_task_ids(client, owner, queues))
+    return sorted(ledger.unfinished_task_ids(client, visible_owner(), queues))
