@@ -10,7 +10,7 @@ listens; as a greenlet it costs a few kilobytes, so one process holds a thousand
 async workers for exactly this ("long blocking calls ... Comet"); a thread per stream
 (gthread) would need a thousand OS threads per process. gunicorn's gevent worker
 monkey-patches the standard library before it loads the app, so redis-py, kombu's
-producer and the fan-out thread (my_app.api.fanout) cooperate without a change.
+producer and the fan-out thread (my_app.live.fanout) cooperate without a change.
 ``WEB_CONCURRENCY`` processes share the CPU.
 """
 

@@ -51,18 +51,16 @@ def register_extensions(app: Flask) -> None:
     error handling to the app."""
     from . import (
         auth,
-        logs,
-        metrics,
-        security_headers,
+        lifecycle,  # noqa: F401  connects the hooks that write each task's life
         tasks,  # noqa: F401  registers the tasks with the app's Celery
-        tracing,
     )
-    from .api.fanout import Fanout
     from .celery_app import celery_init_app
     from .errors import register_error_handlers
     from .extensions import NoSessions, api, limiter, redis_client
-    from .redis_connections import limiter_storage_uri
-    from .worker import signals  # noqa: F401  the worker's side of the ledger
+    from .live.fanout import Fanout
+    from .ops import logs, metrics, security_headers, tracing
+    from .store.ledger import Ledger
+    from .store.redis_connections import limiter_storage_uri
 
     # First: a request id for every log line, then a request without a valid key is
     # refused before anything else runs.
@@ -73,6 +71,10 @@ def register_extensions(app: Flask) -> None:
         app.session_interface = NoSessions()  # nobody signs in: no cookie to sign
     redis_client.init_app(app)
     celery_app = celery_init_app(app)
+    app.extensions["ledger"] = Ledger(
+        app.extensions["redis"], app.extensions["redis_binary"],
+        app.config["RESULT_EXPIRES"], celery_app.backend,
+    )  # fmt: skip
     app.extensions["fanout"] = Fanout(celery_app.backend)  # one subscription per process
     app.config.setdefault(
         "RATELIMIT_STORAGE_URI",
@@ -93,8 +95,8 @@ def register_blueprints(app: Flask) -> None:
     from .api.system import blp as system_blueprint
     from .api.tasks import blp as tasks_blueprint
     from .extensions import api
-    from .health import bp as health_blueprint
-    from .metrics import bp as metrics_blueprint
+    from .ops.health import bp as health_blueprint
+    from .ops.metrics import bp as metrics_blueprint
     from .ui import bp as ui_blueprint
 
     api.register_blueprint(jobs_blueprint)

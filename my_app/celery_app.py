@@ -5,65 +5,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from celery import Celery, Task
-from celery.backends.redis import RedisBackend, SentinelBackend
 from flask import Flask
-from kombu import Queue
+from kombu import Exchange, Queue
 
-from .redis_connections import SENTINEL_SCHEME, is_sentinel
-from .store import ledger
+from .store.redis_connections import SENTINEL_SCHEME, is_sentinel
+from .store.results import SubmitOnlyRedisBackend
 from .worker.leases import LeaseRenewal
 
-
-class SubmitOnlyRedisBackend(RedisBackend):
-    """The Redis result backend, minus the producer's result subscription.
-
-    Celery's Redis backend subscribes the submitting process to each task's result
-    channel in ``on_task_call`` and keeps it until ``.get()`` or ``.forget()`` runs, which
-    a web process never does: each submission costs a SUBSCRIBE (and, since Celery 5.5,
-    an UNSUBSCRIBE from ``AsyncResult.__del__``) and holds memory meanwhile. Upstream:
-    celery/celery#4707 (channels never unsubscribed when results are not fetched),
-    #5320 (the backend not unsubscribing in all cases) and #10477 (``__del__``
-    re-entering the pubsub lock inside ``apply_async``). ``AsyncResult.get()`` still
-    subscribes on demand, so nothing else changes.
-    """
-
-    def on_task_call(self, producer: Any, task_id: str) -> None:
-        """Do not subscribe at submission."""
-
-
-class LedgerRedisBackend(SubmitOnlyRedisBackend):
-    """The result backend the service configures: it also files each task that ends
-    (SUCCESS, FAILURE, REVOKED) in the ledger's per-state index, just before Celery
-    stores the final result. Whatever ends a task (its return, an exception, a hard time
-    limit in the worker's main process, a revoke) goes through ``store_result``, so a
-    client that sees a final state finds the task in that state's filtered list.
-
-    Its connections come from a bounded, blocking pool of ``redis_max_connections``
-    (REDIS_MAX_CONNECTIONS), as the app's own do (my_app.extensions): Celery's default
-    pool is unbounded, so a thousand event streams reading at once opened a connection
-    each, and bounded it raises "Too many connections" instead of waiting for one."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Celery's Redis backend, on redis-py's BlockingConnectionPool."""
-        kwargs.setdefault("connection_pool", redis.BlockingConnectionPool)
-        super().__init__(*args, **kwargs)
-
-    def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
-        """Index the final state, then store the result as Celery does."""
-        flask_app = getattr(self.app.Task, "flask_app", None)
-        if flask_app is not None and state in ledger.INDEXED_STATES:
-            ledger.record_finished(
-                flask_app.extensions["redis"], task_id, state, flask_app.config["RESULT_EXPIRES"]
-            )
-        return super().store_result(task_id, result, state, *args, **kwargs)
-
-
-class LedgerSentinelBackend(LedgerRedisBackend, SentinelBackend):
-    """``LedgerRedisBackend`` on Celery's Sentinel backend: the results' Redis is the
-    primary the Sentinels name (REDIS_URL ``sentinel://...``), found again after a
-    failover. Its pool is Sentinel's own, which does not block (my_app.redis_connections)."""
+__all__ = ["SubmitOnlyRedisBackend", "celery_init_app", "celery_settings"]
 
 
 #: Celery settings the service cannot honour, and why: refused at start-up.
@@ -104,8 +54,9 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
         settings["result_backend_transport_options"] = {
             **service, **settings.get("result_backend_transport_options", {})
         }  # fmt: skip
-    # Celery reads "<class path>+<url>" as "this backend class at this URL".
-    settings["result_backend"] = f"{__name__}:{backend_class}+{backend_url}"
+    # Celery reads "<class path>+<url>" as "this backend class at this URL"; the class
+    # files each task's end in the ledger (my_app.lifecycle).
+    settings["result_backend"] = f"my_app.lifecycle:{backend_class}+{backend_url}"
     settings.setdefault("result_expires", config["RESULT_EXPIRES"])
     if not is_sentinel(backend_url):  # Sentinel's pool raises when full: left unbounded
         settings.setdefault("redis_max_connections", config["REDIS_MAX_CONNECTIONS"])
@@ -115,7 +66,17 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
     # pool is thread-safe; only AsyncResult.get()'s consumer is not, and the API never
     # calls it.
     settings.setdefault("result_backend_thread_safe", True)
-    settings.setdefault("task_queues", [Queue(name) for name in config["TASK_QUEUES"]])
+    # Each queue bound to an exchange of its own name by its own name: a Queue given only
+    # a name is bound to the default exchange by the default routing key, so a message
+    # for "default" reached every queue declared that way.
+    settings.setdefault(
+        "task_queues",
+        [Queue(name, Exchange(name), routing_key=name) for name in config["TASK_QUEUES"]],
+    )
+    # Task events (task-sent, task-received, ...) cost every job a publish each; they are
+    # on where a monitor watches (TASK_EVENTS; Flower turns the workers' on by itself).
+    settings.setdefault("task_send_sent_event", config["TASK_EVENTS"])
+    settings.setdefault("worker_send_task_events", config["TASK_EVENTS"])
     settings.setdefault("task_annotations", [TimeLimitsByKind(config["TASK_TIME_LIMITS"])])
     return settings
 
@@ -147,27 +108,6 @@ def celery_init_app(app: Flask) -> Celery:
         def __call__(self, *args: object, **kwargs: object) -> object:
             with app.app_context():
                 return self.run(*args, **kwargs)
-
-        def apply_async(
-            self,
-            args: Any = None,
-            kwargs: Any = None,
-            task_id: str | None = None,
-            *more: Any,
-            **options: Any,
-        ) -> Any:
-            """Queue the task with Celery's own producer, its ledger entry written first.
-
-            An override rather than the ``before_task_publish`` signal, because Celery
-            logs and swallows a signal handler's exception: here a ledger that cannot
-            be written stops the publish, and a publish that fails removes the entry.
-            ``ledger_entry`` (the API's) replaces the entry made for other callers.
-            """
-            from .submission import recorded_publish
-
-            entry = options.pop("ledger_entry", None)
-            with recorded_publish(self, args, kwargs, task_id, options, entry) as task_id:
-                return super().apply_async(args, kwargs, task_id, *more, **options)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_settings(app.config))

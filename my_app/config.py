@@ -20,6 +20,7 @@ PLAIN_ENV_SETTINGS = (
     "REDIS_URL",
     "REDIS_SENTINEL_SERVICE",
     "CELERY_BROKER_URL",
+    "TASK_EVENTS",
     "TRUSTED_PROXIES",
     "SECRET_KEY",
     "RESULT_EXPIRES",
@@ -77,6 +78,11 @@ class Config:
     TRUSTED_PROXIES = 0
     #: The queues workers consume; report and thumbnail jobs go to "heavy".
     TASK_QUEUES = ("default", "heavy")
+    #: Send Celery's task events (task-sent from producers, task-received/started/
+    #: succeeded/... from workers), for a monitor such as Flower to see every job from the
+    #: moment it is queued. Off by default: each event is a publish, and nobody listens.
+    #: Flower turns the workers' events on by itself; task-sent needs this on.
+    TASK_EVENTS = False
     #: Seconds a task may sit QUEUED, unseen by any worker, before the API checks that its
     #: message is still in its queue (a purged or lost message shows as LOST).
     LOST_CHECK_AFTER_SECONDS = 10.0
@@ -178,10 +184,6 @@ class Config:
         "redis_socket_connect_timeout": 1.0,
         "redis_socket_timeout": 5.0,
         "worker_hijack_root_logger": False,
-        # Monitors (Flower, celery events) see every job from the moment it is queued:
-        # producers send task-sent, workers send task-received/started/succeeded/...
-        "task_send_sent_event": True,
-        "worker_send_task_events": True,
         # Routing is configuration, so tasks sent by name (celery call, beat) go there too.
         "task_routes": {
             "my_app.tasks.report_task": {"queue": "heavy"},

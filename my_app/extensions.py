@@ -10,8 +10,8 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Api
 from flask_talisman import Talisman
 
-from . import redis_connections
 from .auth import current_caller
+from .store import redis_connections
 
 api = Api()
 
@@ -30,7 +30,7 @@ def rate_limit_key() -> str:
 limiter = Limiter(key_func=rate_limit_key)
 
 #: Security headers on every response (Content-Security-Policy, nosniff, frame-ancestors,
-#: Referrer-Policy, and HSTS over HTTPS in production); see my_app.security_headers.
+#: Referrer-Policy, and HSTS over HTTPS in production); see my_app.ops.security_headers.
 talisman = Talisman()
 
 
@@ -59,7 +59,7 @@ class RedisClient:
         finds them all busy waits for one (up to ``REDIS_SOCKET_TIMEOUT``, then 503)
         instead of opening more: a thousand event streams reading at once share a few
         connections, so a web process's connections stay bounded however busy it is.
-        ``REDIS_URL`` may name Redis Sentinels instead (my_app.redis_connections).
+        ``REDIS_URL`` may name Redis Sentinels instead (my_app.store.redis_connections).
         """
         for extension, decode_responses in (("redis", True), ("redis_binary", False)):
             app.extensions[extension] = redis_connections.redis_client(

@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that run a job from ``my_app.worker.jobs`` inside a worker.
+"""Celery tasks: thin wrappers that run a job from ``my_app.jobs`` inside a worker.
 
 Each task carries its job policy, whoever queues it: its ``kind`` (what the API and the
 page call it), late acknowledgement with redelivery if its worker process dies (email
@@ -14,13 +14,13 @@ from typing import Any
 from celery import Task, shared_task
 from flask import current_app
 
-from .extensions import redis_client
-from .store import artifacts, ledger
+from . import lifecycle
+from .jobs.email import SmtpSettings, TransientEmailError, build_message, send_email
+from .jobs.report import render_report
+from .jobs.slow import count_slowly
+from .jobs.thumbnail import make_thumbnails
+from .store import artifacts
 from .worker.job_run import backoff_seconds, job_run, retry_job
-from .worker.jobs.email import SmtpSettings, TransientEmailError, build_message, send_email
-from .worker.jobs.report import render_report
-from .worker.jobs.slow import count_slowly
-from .worker.jobs.thumbnail import make_thumbnails
 
 REDELIVERED_IF_LOST = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -39,7 +39,7 @@ def email_task(
     """Send one email; transient failures retry with backoff, and it is never sent twice."""
     config = current_app.config
     with job_run(self) as run:
-        already_sent = ledger.recorded_outcome(redis_client.client, self.request.id)
+        already_sent = run.ledger.recorded_outcome(self.request.id)
         if already_sent is not None:
             return already_sent
         settings = SmtpSettings.from_config(config)
@@ -54,7 +54,7 @@ def email_task(
                 cap=config["MAIL_RETRY_BACKOFF_MAX"],
             )
             retry_job(self, error, countdown, max_retries=config["MAIL_MAX_RETRIES"])
-        ledger.record_outcome(redis_client.client, self.request.id, outcome)
+        lifecycle.outcome_recorded(run.ledger, self.request.id, outcome)
         run.report(1, 1, "sent")
         return outcome
 
@@ -80,7 +80,7 @@ def thumbnail_task(
 ) -> list[dict[str, Any]]:
     """Make one thumbnail artifact per size from an uploaded image."""
     with job_run(self) as run:
-        image = artifacts.load_upload(redis_client.binary, upload_id)
+        image = artifacts.load_upload(run.ledger.binary, upload_id)
         if image is None:
             raise LookupError("The uploaded image has expired; upload it again.")
         made = []
@@ -92,4 +92,3 @@ def thumbnail_task(
             )  # fmt: skip
             run.report(done, len(sizes), f"{thumbnail.size} px")
         return made
-

@@ -9,10 +9,10 @@ from werkzeug.wrappers import Response
 
 from .api.events import present
 from .api.schemas import MAX_SECONDS
-from .api.tasks import tasks_as_shown
 from .auth import current_caller, key_for_secret, keys_required, same_origin, sign_in, sign_out
 from .owners import can_see
-from .store import task_records
+from .records import TaskState
+from .status import read_tasks
 
 bp = Blueprint("ui", __name__)
 
@@ -31,7 +31,7 @@ def index() -> str:
     return render_template(
         "index.html",
         max_seconds=min(longest, MAX_SECONDS),
-        states=task_records.STATES,
+        states=[state.value for state in TaskState],
         kinds=sorted(current_app.config["TASK_TIME_LIMITS"]),
     )
 
@@ -39,7 +39,7 @@ def index() -> str:
 @bp.get("/tasks/<uuid:task_id>")
 def task_detail(task_id: UUID) -> tuple[str, int]:
     """One task's full record, result, error and artifacts, kept live."""
-    found = tasks_as_shown([str(task_id)])
+    found = read_tasks([str(task_id)])
     if not found or not can_see(found[0]):
         return render_template("task.html", task=None, task_id=task_id), 404
     return render_template("task.html", task=present(found[0]), task_id=task_id), 200

@@ -19,7 +19,7 @@ from conftest import (
 
 from devservers.embedded_redis import free_port
 from my_app import create_app
-from my_app.store import keys, ledger
+from my_app.store import keys
 from my_app.tasks import slow_task
 
 
@@ -146,7 +146,7 @@ def test_a_broker_that_fails_gets_503_and_leaves_no_entry(redis_url):
     assert client.post("/run-task/Ada").status_code == 503
     redis = app.extensions["redis"]
     assert list(redis.scan_iter(f"{keys.PREFIX}task:*")) == []
-    assert ledger.owner_task_ids(redis, app.config["DEFAULT_OWNER"]) == []
+    assert app.extensions["ledger"].task_ids(app.config["DEFAULT_OWNER"]) == []
     assert redis.get(keys.idempotency_key(app.config["DEFAULT_OWNER"], "broker-down")) is None
     assert client.get("/api/tasks").get_json() == []
 

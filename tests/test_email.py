@@ -10,14 +10,14 @@ from aiosmtpd.controller import Controller
 from celery.signals import task_postrun
 from conftest import RecordingSmtpHandler, wait_for_state
 
-from my_app.tasks import email_task
-from my_app.worker.jobs.email import (
+from my_app.jobs.email import (
     PermanentEmailError,
     SmtpSettings,
     TransientEmailError,
     build_message,
     send_email,
 )
+from my_app.tasks import email_task
 
 EMAIL = {
     "to": ["ada@example.com", "grace@example.org"],

@@ -11,8 +11,7 @@ import requests
 from conftest import ALICE, purge_queues, serving, wait_until
 from openapi_spec_validator import validate
 
-from my_app.api.tasks import tasks_as_shown
-from my_app.store import ledger
+from my_app.status import read_tasks
 
 
 def test_the_spec_is_valid_openapi(client):
@@ -78,15 +77,15 @@ def test_the_live_service_honours_its_schema(keyed_app, tmp_path):
         # Stop whatever the generated requests queued, so the worker is free for other
         # tests: running ones stop at their next step, held ones are dropped, waiting ones
         # purged.
-        redis = keyed_app.extensions["redis"]
+        ledger = keyed_app.extensions["ledger"]
         with keyed_app.test_request_context(headers=ALICE):
-            for task_id in ledger.owner_task_ids(redis, "alice"):
+            for task_id in ledger.task_ids("alice"):
                 requests.delete(f"{live_server}/api/tasks/{task_id}", headers=ALICE, timeout=5)
             purge_queues(keyed_app)
             wait_until(
                 lambda: all(
-                    task["state"] not in {"STARTED", "PROGRESS", "RETRY"}
-                    for task in tasks_as_shown(ledger.owner_task_ids(redis, "alice"))
+                    task.state not in {"STARTED", "PROGRESS", "RETRY"}
+                    for task in read_tasks(ledger.task_ids("alice"))
                 ),
                 timeout=120,
             )

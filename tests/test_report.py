@@ -7,7 +7,7 @@ import io
 from conftest import wait_for_state
 from pypdf import PdfReader
 
-from my_app.worker.jobs.report import render_report, unsupported_characters
+from my_app.jobs.report import render_report, unsupported_characters
 
 REPORT = {
     "title": "Quarterly report — Zürich",

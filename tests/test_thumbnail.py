@@ -8,7 +8,7 @@ import pytest
 from conftest import wait_for_state
 from PIL import Image
 
-from my_app.worker.jobs.thumbnail import (
+from my_app.jobs.thumbnail import (
     InvalidImage,
     UnsupportedImage,
     check_image,

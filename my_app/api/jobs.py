@@ -14,9 +14,9 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
 from ..extensions import redis_client
+from ..jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
 from ..store import artifacts
 from ..tasks import email_task, report_task, slow_task, thumbnail_task
-from ..worker.jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
 from .limits import submission_limit
 from .quotas import check_job_seconds
 from .schemas import (

@@ -8,8 +8,8 @@ from flask import current_app
 from flask_smorest import abort
 
 from ..auth import current_caller
-from ..extensions import redis_client
-from ..store import ledger, task_records
+from ..status import read_tasks
+from ..store.ledger import ledger_of
 
 
 def input_bytes_limit() -> int | None:
@@ -28,19 +28,13 @@ def check_active_jobs() -> None:
     limit = current_app.config["MAX_ACTIVE_JOBS"]
     if caller.admin or not limit:
         return
-    client = redis_client.client
-    if ledger.count_active(client, caller.owner) < limit:
+    ledger = ledger_of()
+    if ledger.count_active(caller.owner) < limit:
         return
-    from .tasks import tasks_as_shown  # the API's view of a task, LOST included
-
-    active = ledger.active_task_ids(client, caller.owner)
-    shown = {task["id"]: task for task in tasks_as_shown(sorted(active))}
-    finished = {
-        task_id
-        for task_id in active
-        if task_id not in shown or shown[task_id]["state"] in task_records.TERMINAL_STATES
-    }
-    ledger.drop_active(client, caller.owner, finished)
+    active = ledger.active_task_ids(caller.owner)
+    shown = {task.id: task for task in read_tasks(sorted(active))}
+    finished = {task_id for task_id in active if task_id not in shown or shown[task_id].finished}
+    ledger.drop_active(caller.owner, finished)
     if len(active) - len(finished) >= limit:
         abort(
             429,

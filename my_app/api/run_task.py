@@ -52,11 +52,11 @@ def status(task_id: UUID) -> dict[str, Any]:
     """Read the state, progress and result of a task"""
     task = task_or_404(task_id)
     answer = {
-        "task_id": task["id"],
-        "status": task["state"],
-        "progress": task["progress"],
-        "result": task["result"],
+        "task_id": task.id,
+        "status": task.state,
+        "progress": task.progress,
+        "result": task.result,
     }
-    if task["error"]:
-        answer["error"] = task["error"]
+    if task.error:
+        answer["error"] = task.error
     return answer

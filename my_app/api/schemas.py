@@ -8,8 +8,8 @@ from flask_smorest.error_handler import ErrorSchema
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ..store.task_records import STATES
-from ..worker.jobs.report import unsupported_characters
+from ..jobs.report import unsupported_characters
+from ..records import TaskState
 
 __all__ = ["ErrorSchema"]  # every error answer, as flask-smorest shapes it
 
@@ -31,9 +31,7 @@ class SlowJobSchema(Schema):
     """The seed job: count ``seconds`` seconds, then greet ``name``."""
 
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    seconds = fields.Integer(
-        load_default=10, strict=True, validate=validate.Range(0, MAX_SECONDS)
-    )
+    seconds = fields.Integer(load_default=10, strict=True, validate=validate.Range(0, MAX_SECONDS))
 
 
 class RunTaskQueryArgsSchema(Schema):
@@ -77,7 +75,9 @@ class TaskSchema(Schema):
     owner = fields.String(
         dump_only=True, metadata={"description": "The API key that queued it (or the default)"}
     )
-    state = fields.String(dump_only=True, required=True, validate=validate.OneOf(STATES))
+    state = fields.String(
+        dump_only=True, required=True, validate=validate.OneOf([state.value for state in TaskState])
+    )
     progress = fields.Nested(ProgressSchema, dump_only=True, allow_none=True)
     result = fields.Raw(dump_only=True, allow_none=True)
     error = fields.Nested(TaskErrorSchema, dump_only=True, allow_none=True)
@@ -113,7 +113,7 @@ class TaskSummarySchema(TaskSchema):
 class TaskQueryArgsSchema(Schema):
     """Filters of the task list."""
 
-    state = fields.String(validate=validate.OneOf(STATES))
+    state = fields.String(validate=validate.OneOf([state.value for state in TaskState]))
     kind = fields.String(validate=validate.Length(1, 50))
 
 
@@ -129,7 +129,9 @@ class TaskStatusSchema(Schema):
     """The seed route's view of a task."""
 
     task_id = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(STATES))
+    status = fields.String(
+        required=True, validate=validate.OneOf([state.value for state in TaskState])
+    )
     progress = fields.Nested(ProgressSchema, allow_none=True)
     result = fields.Raw(allow_none=True)
     error = fields.Nested(TaskErrorSchema)

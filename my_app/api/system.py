@@ -10,9 +10,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from ..broker_queues import queue_overview
-from ..extensions import redis_client
-from ..store import ledger
+from ..store.broker_queues import queue_overview
+from ..store.ledger import ledger_of
 
 blp = Blueprint("system", __name__, url_prefix="/api/system", description="What runs where.")
 
@@ -49,10 +48,10 @@ class System(MethodView):
     @blp.response(200, SystemSchema)
     def get(self) -> dict[str, Any]:
         """Queues (depth, oldest waiting job, consumers) and the workers online"""
-        client = redis_client.client
-        heartbeats = ledger.worker_heartbeats(client)
+        ledger = ledger_of()
+        heartbeats = ledger.heartbeats.live()
         queues = queue_overview(
-            current_app.extensions["celery"], client,
+            current_app.extensions["celery"], ledger.client,
             list(current_app.config["TASK_QUEUES"]), heartbeats,
         )  # fmt: skip
         return {

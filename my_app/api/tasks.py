@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,8 +9,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from ..broker_queues import recent_waiting_messages
-from ..extensions import redis_client
+from .. import lifecycle
 from ..owners import (
     can_see,
     current_owner,
@@ -20,7 +18,10 @@ from ..owners import (
     visible_task_page,
     visible_unfinished_ids,
 )
-from ..store import artifacts, ledger, task_records
+from ..records import RETRYABLE_STATES, STORED_FINAL_STATES, TaskRecord
+from ..status import read_tasks
+from ..store import artifacts
+from ..store.ledger import ledger_of
 from ..submission import submit_job
 from .limits import submission_limit
 from .quotas import check_active_jobs, input_bytes_limit
@@ -39,100 +40,33 @@ blp = Blueprint(
     description="Read, list, cancel, retry and follow tasks.",
 )
 
-RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED", "LOST"})
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
 
 
-def tasks_as_shown(task_ids: list[str]) -> list[dict[str, Any]]:
-    """The known tasks among ``task_ids``, a purged or lost one shown as LOST, and
-    warnings where a worker is gone or missing."""
-    backend = current_app.extensions["celery"].backend
-    tasks = task_records.load_tasks(redis_client.client, backend, task_ids)
-    return with_warnings(checked_for_lost(tasks))
-
-
-def with_warnings(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tasks, with a ``warning`` on each one held (running, or fetched ahead) by a
-    worker whose heartbeat has expired (its message is queued again when its lease runs
-    out, my_app.worker.leases) and on each waiting one whose queue no live worker
-    consumes (the classic "stuck on PENDING"). Read only when some task needs it."""
-    held = [t for t in tasks if t["worker"] and t["state"] in task_records.HELD_STATES]
-    waiting = [t for t in tasks if t["state"] == "QUEUED" and not t["received_at"] and t["queue"]]
-    if not held and not waiting:
-        return tasks
-    workers = ledger.live_workers(redis_client.client)
-    consumed = {queue for queues in workers.values() for queue in queues}
-    for task in held:
-        if task["worker"] not in workers:
-            task["warning"] = (
-                f"Its worker {task['worker']} has not been seen for a while: the job will "
-                "be queued again and run on another worker."
-            )
-    for task in waiting:
-        if task["queue"] not in consumed:
-            task["warning"] = (
-                f"No worker consumes queue {task['queue']}: the job waits until one does."
-            )
-    return tasks
-
-
-def checked_for_lost(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tasks, with LOST for a QUEUED one whose message is in no queue and no worker.
-
-    Only tasks queued for over LOST_CHECK_AFTER_SECONDS that no worker has taken are
-    checked: those whose queue is empty are read again (a worker may have taken the
-    message meanwhile) before they are called lost.
-    """
-    now = datetime.now(UTC)
-    grace = current_app.config["LOST_CHECK_AFTER_SECONDS"]
-    suspects = [
-        task
-        for task in tasks
-        if task["state"] == "QUEUED"
-        and not task["received_at"]
-        and task["queue"]
-        and (now - datetime.fromisoformat(task["submitted_at"])).total_seconds() > grace
-    ]
-    if not suspects:
-        return tasks
-    queues = {task["queue"] for task in suspects}
-    depths = recent_waiting_messages(current_app.extensions["celery"], queues)
-    candidates = [task["id"] for task in suspects if depths[task["queue"]] == 0]
-    if not candidates:
-        return tasks
-    results = current_app.extensions["celery"].backend
-    still_waiting = {
-        task["id"]
-        for task in task_records.load_tasks(redis_client.client, results, candidates)
-        if task["state"] == "QUEUED" and not task["received_at"]
-    }
-    return [task_records.mark_lost(t) if t["id"] in still_waiting else t for t in tasks]
-
-
-def task_or_404(task_id: UUID | str) -> dict[str, Any]:
+def task_or_404(task_id: UUID | str) -> TaskRecord:
     """The caller's task with this id (any task, for an admin), or a 404 error: another
     owner's task is as absent as one that never existed."""
-    found = tasks_as_shown([str(task_id)])
+    found = read_tasks([str(task_id)])
     if not found or not can_see(found[0]):
         abort(404, message=f"No task {task_id}: it never existed or has expired.")
     return found[0]
 
 
-def with_links(task: dict[str, Any]) -> dict[str, Any]:
+def with_links(task: TaskRecord) -> dict[str, Any]:
     """The task record with the URLs to follow from it (TaskSchema picks what is shown)."""
     tasks_url = f"{request.script_root}{blp.url_prefix}"
-    task_url = f"{tasks_url}/{task['id']}"
+    task_url = f"{tasks_url}/{task.id}"
     links = {
         "self": task_url,
         "events": f"{task_url}/events",
         "cancel": task_url,
         "retry": f"{task_url}/retry",
     }
-    if task["retry_of"]:
-        links["retry_of"] = f"{tasks_url}/{task['retry_of']}"
-    if task["artifacts"]:
-        links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task["artifacts"]}
-    return {**task, "links": links}
+    if task.retry_of:
+        links["retry_of"] = f"{tasks_url}/{task.retry_of}"
+    if task.artifacts:
+        links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task.artifacts}
+    return {**task.as_dict(), "links": links}
 
 
 def accept(
@@ -167,32 +101,29 @@ class TaskCollection(MethodView):
     @blp.paginate()
     def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
         """List your tasks, newest first"""
-        client = redis_client.client
         first = pagination_parameters.first_item
         last = first + pagination_parameters.page_size
         state = filters.get("state")
-        if set(filters) == {"state"} and state in ledger.INDEXED_STATES:
+        if set(filters) == {"state"} and state in STORED_FINAL_STATES:
             # Finished tasks are filed by state as they end: read only the page.
-            page, pagination_parameters.item_count = visible_finished_ids(
-                client, state, first, last
-            )
-            return [with_links(task) for task in tasks_as_shown(page)]
+            page, pagination_parameters.item_count = visible_finished_ids(state, first, last)
+            return [with_links(task) for task in read_tasks(page)]
         if not filters:
-            page, pagination_parameters.item_count = visible_task_page(client, first, last)
-            return [with_links(task) for task in tasks_as_shown(page)]
-        if state is not None and state not in ledger.INDEXED_STATES:
+            page, pagination_parameters.item_count = visible_task_page(first, last)
+            return [with_links(task) for task in read_tasks(page)]
+        if state is not None and state not in STORED_FINAL_STATES:
             # Unfinished or lost: only tasks still active or waiting can be.
-            queues = list(current_app.config["TASK_QUEUES"])
-            candidates = visible_unfinished_ids(client, queues)
+            candidates = visible_unfinished_ids(list(current_app.config["TASK_QUEUES"]))
         else:  # a kind: read them all
-            candidates = visible_task_ids(client)
+            candidates = visible_task_ids()
         matching = sorted(
             (
                 task
-                for task in tasks_as_shown(candidates)
-                if can_see(task) and all(task[name] == value for name, value in filters.items())
+                for task in read_tasks(candidates)
+                if can_see(task)
+                and all(getattr(task, name) == value for name, value in filters.items())
             ),
-            key=lambda task: task["submitted_at"],
+            key=lambda task: task.submitted_at,
             reverse=True,
         )
         pagination_parameters.item_count = len(matching)
@@ -213,14 +144,9 @@ class TaskItem(MethodView):
     def delete(self, task_id: UUID) -> dict[str, Any]:
         """Cancel a task: a queued one never starts, a running one stops at its next step"""
         task = task_or_404(task_id)
-        if task["state"] in task_records.TERMINAL_STATES:
-            abort(409, message=f"Task {task_id} already finished ({task['state']}).")
-        ledger.request_cancel(redis_client.client, task["id"])
-        # A cancelled job no longer counts against its owner's jobs at once.
-        ledger.drop_active(redis_client.client, task["owner"], {task["id"]})
-        # The flag above is what counts; the broadcast lets a worker that already
-        # holds the message drop it without starting it (Celery's own revoked path).
-        current_app.extensions["celery"].control.revoke(task["id"])
+        if task.finished:
+            abort(409, message=f"Task {task_id} already finished ({task.state}).")
+        lifecycle.cancel(current_app, task.id, task.owner)
         return with_links(task_or_404(task_id))
 
 
@@ -238,17 +164,16 @@ class TaskRetry(MethodView):
     def post(self, headers: dict[str, Any], task_id: UUID) -> Any:
         """Run a failed, cancelled or lost task again with the same inputs, as a new task"""
         task = task_or_404(task_id)
-        if task["state"] not in RETRYABLE_STATES:
+        if task.state not in RETRYABLE_STATES:
             abort(
                 409,
-                message=f"Task {task_id} is {task['state']}; "
+                message=f"Task {task_id} is {task.state}; "
                 "only FAILURE, REVOKED or LOST can be retried.",
             )
-        entry = ledger.read_entry(redis_client.client, task["id"])
-        if entry is None or entry["task"] not in current_app.extensions["celery"].tasks:
+        if task.task_name not in current_app.extensions["celery"].tasks:
             abort(409, message=f"Task {task_id} is not a task this service can run.")
         return accept(
-            entry["task"], entry["inputs"], headers, args=entry["args"], retry_of=task["id"]
+            task.task_name, task.call_kwargs, headers, args=task.call_args, retry_of=task.id
         )
 
 
@@ -265,8 +190,8 @@ class TaskRetry(MethodView):
 def task_artifact(task_id: UUID, name: str) -> Response:
     """Download a file a job produced; ?download=1 asks the browser to save it"""
     task = task_or_404(task_id)
-    data = artifacts.load_artifact(redis_client.binary, task["id"], name)
-    if name not in task["artifacts"] or data is None:
+    data = artifacts.load_artifact(ledger_of().binary, task.id, name)
+    if name not in task.artifacts or data is None:
         abort(404, message=f"Task {task_id} has no artifact {name!r}.")
     disposition = "attachment" if request.args.get("download") else "inline"
     return Response(

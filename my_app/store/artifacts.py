@@ -10,8 +10,8 @@ import mimetypes
 
 import redis
 
+from ..records import ARTIFACT_FIELD_PREFIX
 from .keys import artifact_key, task_key, upload_key
-from .ledger import ARTIFACT_FIELD_PREFIX
 
 
 class ArtifactTooLarge(Exception):

@@ -17,8 +17,9 @@ from .keys import JOB_COUNTERS, runtime_key, waiting_key
 
 #: Upper bounds, in seconds, of the run-time histogram's buckets.
 RUNTIME_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, math.inf)
+#: The counted events; a job's end is counted by the ledger's FINISHED script, which
+#: names them the same way ("succeeded", "failed", "revoked").
 EVENTS = ("queued", "succeeded", "failed", "revoked", "retried")
-FINAL_EVENTS = {"SUCCESS": "succeeded", "FAILURE": "failed", "REVOKED": "revoked"}
 
 
 def count_queued(
@@ -40,27 +41,9 @@ def uncount_queued(pipe: redis.client.Pipeline, kind: str, queue: str, task_id: 
         pipe.zrem(waiting_key(queue), task_id)
 
 
-def count_taken(pipe: redis.client.Pipeline, queue: str, task_id: str) -> None:
-    """A worker took the job: it waits no more."""
-    if queue:
-        pipe.zrem(waiting_key(queue), task_id)
-
-
-def count_finished(
-    pipe: redis.client.Pipeline, kind: str, state: str, runtime: float | None
-) -> None:
-    """Count a job that ended in ``state``, and how long it ran."""
-    pipe.hincrby(JOB_COUNTERS, f"{FINAL_EVENTS[state]}:{kind}", 1)
-    if runtime is not None:
-        bucket = next(bound for bound in RUNTIME_BUCKETS if runtime <= bound)
-        pipe.hincrby(runtime_key(kind), f"le:{bucket}", 1)
-        pipe.hincrbyfloat(runtime_key(kind), "sum", runtime)
-        pipe.hincrby(runtime_key(kind), "count", 1)
-
-
-def count_retried(client: redis.Redis, kind: str) -> None:
+def count_retried(pipe: redis.client.Pipeline, kind: str) -> None:
     """Count a retry (a transient failure, tried again later)."""
-    client.hincrby(JOB_COUNTERS, f"retried:{kind}", 1)
+    pipe.hincrby(JOB_COUNTERS, f"retried:{kind}", 1)
 
 
 def read_counters(client: redis.Redis) -> dict[tuple[str, str], int]:

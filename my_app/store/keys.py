@@ -65,15 +65,9 @@ def upload_key(upload_id: str) -> str:
     return f"{PREFIX}upload:{upload_id}"
 
 
-#: The set of worker hostnames that have sent a heartbeat (those whose heartbeat has
-#: expired are dropped when read).
-WORKERS = f"{PREFIX}workers"
-
-
-def worker_key(hostname: str) -> str:
-    """A worker's heartbeat: the queues it consumes and when it last renewed its leases
-    (it expires when the worker stops renewing)."""
-    return f"{PREFIX}worker:{hostname}"
+#: The hash of workers' heartbeats: hostname -> JSON of the queues it consumes, the tasks
+#: it runs, and until when it counts as alive (my_app.store.heartbeats).
+WORKERS = f"{PREFIX}workers:alive"
 
 
 #: The hash of job counters, one field per event and kind ("succeeded:email").

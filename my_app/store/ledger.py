@@ -1,118 +1,44 @@
-"""The task ledger: what was queued, by whom, with which inputs, kept in Redis.
+"""The task ledger: what was queued, by whom, with which inputs, and how it went.
 
-Celery answers PENDING both for a queued task and for an id it has never seen; the
-ledger tells them apart, keeps the inputs a retry needs, and lists an owner's tasks.
-Producers write an entry before they publish (``my_app.submission``); workers add one
-for a message that arrived without it (``my_app.worker.signals``). Every key expires
-with the task's result.
+Celery answers PENDING both for a queued task and for an id it has never seen; the ledger
+tells them apart, keeps the inputs a retry needs, files each task under its owner and,
+once it ends, under its final state. ``Ledger`` owns the Redis client, the expiry and the
+Lua scripts (registered once: each call is one EVALSHA). Only ``my_app.lifecycle``
+writes through it; readers go through ``my_app.status``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 import redis
-from kombu.utils import json as kombu_json
-from redis.commands.core import Script
+from celery.backends.base import Backend
+from flask import Flask, current_app
 
 from . import job_metrics
+from .heartbeats import Heartbeats
 from .keys import (
     ALL_ACTIVE,
+    ALL_SUBMITTED_CHANNEL,
     ALL_TASKS,
-    WORKERS,
+    JOB_COUNTERS,
+    PREFIX,
     owner_active_key,
+    owner_channel,
     owner_key,
     state_key,
     task_key,
     waiting_key,
-    worker_key,
 )
 
-#: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
-ARTIFACT_FIELD_PREFIX = "artifact:"
-
-
-def utc_now() -> str:
-    """The current time, ISO 8601 in UTC."""
-    return datetime.now(UTC).isoformat()
-
-
-def encode_inputs(inputs: Mapping[str, Any] | list[Any]) -> str:
-    """Inputs as the ledger stores them: Celery's JSON (kombu's types), compact and
-    unescaped, so non-ASCII text costs its UTF-8 bytes rather than up to 12 a character."""
-    value = dict(inputs) if isinstance(inputs, Mapping) else inputs
-    return kombu_json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def new_entry(
-    task_id: str,
-    *,
-    kind: str,
-    task_name: str,
-    owner: str,
-    queue: str,
-    inputs: Mapping[str, Any],
-    args: list[Any] | tuple[Any, ...] = (),
-    retry_of: str | None = None,
-) -> dict[str, str]:
-    """A ledger entry as stored: inputs in Celery's own JSON, so dates, UUIDs and
-    decimals come back as they went in."""
-    entry = {
-        "id": task_id,
-        "kind": kind,
-        "task": task_name,
-        "owner": owner,
-        "queue": queue,
-        "inputs": encode_inputs(inputs),
-        "submitted_at": utc_now(),
-    }
-    if args:
-        entry["args"] = encode_inputs(list(args))
-    if retry_of:
-        entry["retry_of"] = retry_of
-    return entry
-
-
-def record_submission(client: redis.Redis, entry: dict[str, str], expires: int) -> None:
-    """Write a new entry and file it under its owner and among all tasks, all at once
-    (MULTI/EXEC)."""
-    submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
-    owner = entry["owner"]
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(task_key(entry["id"]), mapping=entry)
-    pipe.expire(task_key(entry["id"]), expires)
-    for index in (owner_key(owner), ALL_TASKS):
-        pipe.zadd(index, {entry["id"]: submitted})
-        pipe.zremrangebyscore(index, "-inf", submitted - expires)
-        pipe.expire(index, expires)
-    pipe.sadd(owner_active_key(owner), entry["id"])
-    pipe.expire(owner_active_key(owner), expires)
-    pipe.zadd(ALL_ACTIVE, {entry["id"]: submitted})
-    pipe.zremrangebyscore(ALL_ACTIVE, "-inf", submitted - expires)
-    pipe.expire(ALL_ACTIVE, expires)
-    job_metrics.count_queued(pipe, entry["kind"], entry["queue"], entry["id"], submitted, expires)
-    pipe.execute()
-
-
-def forget_submission(client: redis.Redis, entry: dict[str, str]) -> None:
-    """Remove an entry whose message was never queued (its publish failed)."""
-    task_id, owner = entry["id"], entry["owner"]
-    pipe = client.pipeline(transaction=True)
-    job_metrics.uncount_queued(pipe, entry["kind"], entry["queue"], task_id)
-    pipe.delete(task_key(task_id))
-    pipe.zrem(owner_key(owner), task_id)
-    pipe.zrem(ALL_TASKS, task_id)
-    pipe.srem(owner_active_key(owner), task_id)
-    pipe.zrem(ALL_ACTIVE, task_id)
-    pipe.execute()
-
-
-# KEYS: the entry. ARGV: expires, worker, received_at. Returns 0 when there is no entry.
-RECORD_RECEIVED = """
+# KEYS: the entry, the waiting set of its queue. ARGV: expires, worker, received_at,
+# task id. Returns 0 when there is no entry.
+RECEIVED = """
+redis.call('ZREM', KEYS[2], ARGV[4])
 if redis.call('HEXISTS', KEYS[1], 'kind') == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'worker', ARGV[2], 'received_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -121,249 +47,305 @@ return 1
 
 # Atomically: a task cancelled while queued must never look started. Each start (a retry,
 # a redelivery) is an attempt: started_at and worker are the current attempt's.
-# KEYS: the entry. ARGV: started_at, expires, worker.
-MARK_STARTED = """
+# KEYS: the entry. ARGV: started_at, expires, worker, started (epoch seconds).
+STARTED = """
+if redis.call('HEXISTS', KEYS[1], 'kind') == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 1 end
-redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[3])
+redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[3], 'started', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 0
 """
 
-
-@cache
-def scripts(client: redis.Redis) -> dict[str, Script]:
-    """The ledger's Lua scripts, registered once per client."""
-    return {
-        "received": client.register_script(RECORD_RECEIVED),
-        "started": client.register_script(MARK_STARTED),
-    }
-
-
-def record_received(
-    client: redis.Redis, task_id: str, *, worker: str, expires: int, queue: str = ""
-) -> bool:
-    """Note that ``worker`` took the task's message from ``queue``; False if the task has
-    no entry."""
-    pipe = client.pipeline(transaction=False)
-    scripts(client)["received"](
-        keys=[task_key(task_id)], args=[expires, worker, utc_now()], client=pipe
-    )
-    job_metrics.count_taken(pipe, queue, task_id)
-    return bool(pipe.execute()[0])
-
-
-def record_foreign(
-    client: redis.Redis, entry: dict[str, str], *, worker: str, expires: int
-) -> None:
-    """Write the entry of a task whose producer wrote none, as taken by ``worker``."""
-    record_submission(client, {**entry, "worker": worker, "received_at": utc_now()}, expires)
-
-
-def mark_started(client: redis.Redis, task_id: str, *, worker: str, expires: int) -> bool:
-    """Record that ``worker`` started an attempt at the task; True (and no start) if it
-    was cancelled."""
-    script = scripts(client)["started"]
-    return bool(script(keys=[task_key(task_id)], args=[utc_now(), expires, worker]))
-
-
-def read_entry(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
-    """One task's entry with its JSON fields decoded, or None when unknown or expired."""
-    return decode_entry(client.hgetall(task_key(task_id)))
-
-
-def read_entries(client: redis.Redis, task_ids: list[str]) -> list[dict[str, Any] | None]:
-    """The entries of ``task_ids`` (None where unknown), in one round trip."""
-    pipe = client.pipeline(transaction=False)
-    for task_id in task_ids:
-        pipe.hgetall(task_key(task_id))
-    return [decode_entry(raw) for raw in pipe.execute()]
+# A task's end, filed once: the first final state wins (a later one is refused), and the
+# task moves from its owner's active set to its final state's indexes, counted. REVOKED
+# also sets the cancel flag, so a running job stops at its next step whoever revoked it.
+# KEYS: the entry, everyone's index. ARGV: state, finished_at, expires, now (epoch),
+# last progress (JSON or ""), prefix, the counters' key, the buckets (comma-separated).
+# Returns the state filed before, "" when this call filed it, or "?" for an unknown task.
+FINISHED = """
+local entry = redis.call('HMGET', KEYS[1], 'kind', 'owner', 'final', 'started', 'queue')
+local kind, owner, final, started, queue = entry[1], entry[2], entry[3], entry[4], entry[5]
+if not kind then return '?' end
+if final then return final end
+local state, expires, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'final', state, 'finished_at', ARGV[2])
+if state == 'REVOKED' then redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end
+local submitted = redis.call('ZSCORE', KEYS[2], redis.call('HGET', KEYS[1], 'id')) or now
+local prefix, id = ARGV[6], redis.call('HGET', KEYS[1], 'id')
+for _, index in ipairs({prefix .. 'owner:' .. owner .. ':state:' .. state,
+                        prefix .. 'tasks:state:' .. state}) do
+  redis.call('ZADD', index, submitted, id)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', submitted - expires)
+  redis.call('EXPIRE', index, expires)
+end
+redis.call('SREM', prefix .. 'owner:' .. owner .. ':active', id)
+redis.call('ZREM', prefix .. 'tasks:active', id)
+if queue then redis.call('ZREM', prefix .. 'queue:' .. queue .. ':waiting', id) end
+local events = {SUCCESS = 'succeeded', FAILURE = 'failed', REVOKED = 'revoked'}
+redis.call('HINCRBY', ARGV[7], events[state] .. ':' .. kind, 1)
+if started then
+  local runtime = math.max(0, now - tonumber(started))
+  local histogram = prefix .. 'metrics:runtime:' .. kind
+  for bound in string.gmatch(ARGV[8], '[^,]+') do
+    if bound == 'inf' or runtime <= tonumber(bound) then
+      redis.call('HINCRBY', histogram, 'le:' .. bound, 1)
+      break
+    end
+  end
+  redis.call('HINCRBYFLOAT', histogram, 'sum', runtime)
+  redis.call('HINCRBY', histogram, 'count', 1)
+end
+return ''
+"""
 
 
-def decode_entry(raw: dict[str, str]) -> dict[str, Any] | None:
-    """Turn a raw ledger hash into an entry; None for a hash without a submission."""
-    if "kind" not in raw:
-        # A worker may still touch the hash of a task whose entry expired while it
-        # waited: that task is not the ledger's.
-        return None
-    entry: dict[str, Any] = dict(raw)
-    entry["inputs"] = kombu_json.loads(raw["inputs"])
-    entry["args"] = kombu_json.loads(raw["args"]) if "args" in raw else []
-    entry["progress"] = json.loads(raw["progress"]) if "progress" in raw else None
-    entry["cancel_requested"] = "cancel_requested" in raw
-    entry["artifacts"] = sorted(
-        field.removeprefix(ARTIFACT_FIELD_PREFIX)
-        for field in raw
-        if field.startswith(ARTIFACT_FIELD_PREFIX)
-    )
-    return entry
+def utc_now() -> str:
+    """The current time, ISO 8601 in UTC."""
+    return datetime.now(UTC).isoformat()
 
 
-def record_outcome(client: redis.Redis, task_id: str, outcome: dict[str, Any]) -> None:
-    """Remember that a side effect happened (an email was accepted), with its result."""
-    client.hset(task_key(task_id), "outcome", json.dumps(outcome))
+class Ledger:
+    """The ledger of one app: its text and bytes clients of ``REDIS_URL``, how long an
+    entry lives, and Celery's result backend (whose Redis carries the live feeds)."""
 
+    def __init__(
+        self, client: redis.Redis, binary: redis.Redis, expires: int, results: Backend
+    ) -> None:
+        self.client = client
+        self.binary = binary
+        self.expires = expires
+        self.results = results
+        self.heartbeats = Heartbeats(client)
+        self._received = client.register_script(RECEIVED)
+        self._started = client.register_script(STARTED)
+        self._finished = client.register_script(FINISHED)
+        self._results_share_database: bool | None = None
 
-def recorded_outcome(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
-    """The result of a side effect that already happened, so it is not repeated."""
-    outcome = client.hget(task_key(task_id), "outcome")
-    return json.loads(outcome) if outcome else None
+    @property
+    def results_share_database(self) -> bool:
+        """Whether Celery's results live in the ledger's own Redis database (the default):
+        then a read joins both in one round trip, and announcements ride the ledger's."""
+        if self._results_share_database is None:
+            ours = self.client.connection_pool.connection_kwargs
+            theirs = self.results.connparams
+            self._results_share_database = all(
+                ours.get(name) == theirs.get(name)
+                for name in ("host", "port", "path", "db", "username", "password")
+            )
+        return self._results_share_database
 
+    # Writes: called by my_app.lifecycle only.
 
-def record_retry(client: redis.Redis, task_id: str, retry_at: str) -> None:
-    """Note when a retrying task's next attempt is due."""
-    client.hset(task_key(task_id), "retry_at", retry_at)
-
-
-def cancel_requested(client: redis.Redis, task_id: str) -> bool:
-    """Whether someone asked to cancel the task."""
-    return bool(client.hexists(task_key(task_id), "cancel_requested"))
-
-
-def request_cancel(client: redis.Redis, task_id: str) -> None:
-    """Ask the task to stop at its next step (or never start)."""
-    client.hset(task_key(task_id), "cancel_requested", utc_now())
-
-
-def record_progress(client: redis.Redis, task_id: str, progress: dict[str, Any]) -> None:
-    """Keep the last progress, so a finished task still shows how far it got."""
-    client.hset(task_key(task_id), "progress", json.dumps(progress))
-
-
-def owner_task_ids(client: redis.Redis, owner: str, limit: int | None = None) -> list[str]:
-    """An owner's task ids, newest first (the ``limit`` newest, if given)."""
-    return client.zrevrange(owner_key(owner), 0, -1 if limit is None else limit - 1)
-
-
-def all_task_ids(client: redis.Redis, limit: int | None = None) -> list[str]:
-    """Every owner's task ids, newest first (the ``limit`` newest, if given)."""
-    return client.zrevrange(ALL_TASKS, 0, -1 if limit is None else limit - 1)
-
-
-def count_active(client: redis.Redis, owner: str) -> int:
-    """How many tasks the owner's active set holds."""
-    return client.scard(owner_active_key(owner))
-
-
-def active_task_ids(client: redis.Redis, owner: str) -> set[str]:
-    """The owner's tasks that were queued or running when last looked at."""
-    return client.smembers(owner_active_key(owner))
-
-
-def drop_active(client: redis.Redis, owner: str, task_ids: set[str]) -> None:
-    """Drop finished or cancelled tasks from the owner's active set (and everyone's)."""
-    if task_ids:
-        pipe = client.pipeline(transaction=False)
-        pipe.srem(owner_active_key(owner), *task_ids)
-        pipe.zrem(ALL_ACTIVE, *task_ids)
+    def record_queued(self, entry: Mapping[str, str], submitted: float) -> None:
+        """Write a new entry, file it under its owner, among all tasks, among the active
+        ones and its queue's waiting ones, count it, and announce it: one MULTI/EXEC."""
+        task_id, owner, expires = entry["id"], entry["owner"], self.expires
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(task_key(task_id), mapping=dict(entry))
+        pipe.expire(task_key(task_id), expires)
+        for index in (owner_key(owner), ALL_TASKS, ALL_ACTIVE):
+            pipe.zadd(index, {task_id: submitted})
+            pipe.zremrangebyscore(index, "-inf", submitted - expires)
+            pipe.expire(index, expires)
+        pipe.sadd(owner_active_key(owner), task_id)
+        pipe.expire(owner_active_key(owner), expires)
+        job_metrics.count_queued(
+            pipe, entry["kind"], entry.get("queue", ""), task_id, submitted, expires
+        )
+        if self.results_share_database:
+            self._announce(pipe, task_id, owner)
+            pipe.execute()
+            return
+        pipe.execute()
+        pipe = self.results.client.pipeline(transaction=False)
+        self._announce(pipe, task_id, owner)
         pipe.execute()
 
+    @staticmethod
+    def _announce(pipe: Any, task_id: str, owner: str) -> None:
+        pipe.publish(owner_channel(owner), task_id)
+        pipe.publish(ALL_SUBMITTED_CHANNEL, task_id)
 
-def unfinished_task_ids(client: redis.Redis, owner: str | None, queues: list[str]) -> set[str]:
-    """Every task of the owner (of everyone, for None) that may not have finished: those
-    still active, and those waiting in ``queues`` (a task cancelled while it waited
-    leaves the active set, yet shows QUEUED until a worker drops it). As many as the
-    quotas and the queues hold, however many tasks are retained; the waiting ones may be
-    other owners', for the caller to leave out."""
-    pipe = client.pipeline(transaction=False)
-    if owner is None:
-        pipe.zrange(ALL_ACTIVE, 0, -1)
-    else:
-        pipe.smembers(owner_active_key(owner))
-    for queue in queues:
-        pipe.zrange(waiting_key(queue), 0, -1)
-    return {task_id for members in pipe.execute() for task_id in members}
+    def forget(self, task_id: str) -> None:
+        """Remove the entry of a task whose message was never queued (its publish failed)."""
+        kind, owner, queue = self.client.hmget(task_key(task_id), "kind", "owner", "queue")
+        if kind is None:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        job_metrics.uncount_queued(pipe, kind, queue or "", task_id)
+        pipe.delete(task_key(task_id))
+        pipe.zrem(owner_key(owner), task_id)
+        pipe.zrem(ALL_TASKS, task_id)
+        pipe.srem(owner_active_key(owner), task_id)
+        pipe.zrem(ALL_ACTIVE, task_id)
+        pipe.execute()
+
+    def record_retry(self, task_id: str, kind: str, retry_at: str) -> None:
+        """Note when a retrying task's next attempt is due, and count the retry."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(task_key(task_id), "retry_at", retry_at)
+        job_metrics.count_retried(pipe, kind)
+        pipe.execute()
+
+    def record_received(self, task_id: str, worker: str, queue: str) -> bool:
+        """Note that ``worker`` took the task's message from ``queue``; False if the task
+        has no entry."""
+        return bool(
+            self._received(
+                keys=[task_key(task_id), waiting_key(queue)],
+                args=[self.expires, worker, utc_now(), task_id],
+            )
+        )
+
+    def record_started(self, task_id: str, worker: str) -> bool:
+        """Record that ``worker`` started an attempt; True (and no start) if the task was
+        cancelled."""
+        args = [utc_now(), self.expires, worker, time.time()]
+        return bool(self._started(keys=[task_key(task_id)], args=args))
+
+    def record_finished(
+        self, task_id: str, state: str, progress: dict[str, Any] | None = None
+    ) -> str | None:
+        """File the task's end in ``state`` (with its last progress). Returns the final
+        state filed before (the one that stands), or None when this call filed it or the
+        ledger does not know the task."""
+        args = [
+            state, utc_now(), self.expires, time.time(),
+            json.dumps(progress) if progress else "", PREFIX, JOB_COUNTERS,
+            ",".join(str(bound) for bound in job_metrics.RUNTIME_BUCKETS),
+        ]  # fmt: skip
+        before = self._finished(keys=[task_key(task_id), ALL_TASKS], args=args)
+        return before if before and before != "?" else None
+
+    def request_cancel(self, task_id: str, owner: str) -> None:
+        """Ask the task to stop at its next step (or never start); it no longer counts
+        against its owner's jobs at once."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(task_key(task_id), "cancel_requested", utc_now())
+        pipe.srem(owner_active_key(owner), task_id)
+        pipe.zrem(ALL_ACTIVE, task_id)
+        pipe.execute()
+
+    def final_state(self, task_id: str) -> str | None:
+        """The final state filed for a task, if any."""
+        return self.client.hget(task_key(task_id), "final")
+
+    def cancel_requested(self, task_id: str) -> bool:
+        """Whether someone asked to cancel the task (or it was revoked)."""
+        return bool(self.client.hexists(task_key(task_id), "cancel_requested"))
+
+    def record_outcome(self, task_id: str, outcome: dict[str, Any]) -> None:
+        """Remember that a side effect happened (an email was accepted), with its result."""
+        self.client.hset(task_key(task_id), "outcome", json.dumps(outcome))
+
+    def recorded_outcome(self, task_id: str) -> dict[str, Any] | None:
+        """The result of a side effect that already happened, so it is not repeated."""
+        outcome = self.client.hget(task_key(task_id), "outcome")
+        return json.loads(outcome) if outcome else None
+
+    def drop_active(self, owner: str, task_ids: set[str]) -> None:
+        """Drop finished or cancelled tasks from the owner's active set (and everyone's)."""
+        if task_ids:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.srem(owner_active_key(owner), *task_ids)
+            pipe.zrem(ALL_ACTIVE, *task_ids)
+            pipe.execute()
+
+    # Reads: for my_app.status.
+
+    def read(self, task_ids: list[str]) -> tuple[list[tuple[dict[str, str], Any]], dict]:
+        """Each task's raw entry (text) and raw result payload, and the workers'
+        heartbeats: one round trip when the results share the ledger's database.
+
+        Results first: a worker writes the ledger (artifacts, last progress) before it
+        stores a final state, so an entry read after a final result is complete.
+        """
+        if self.results_share_database:
+            pipe = self.results.client.pipeline(transaction=False)
+            for task_id in task_ids:
+                pipe.get(self.results.get_key_for_task(task_id))
+                pipe.hgetall(task_key(task_id))
+            self.heartbeats.read_in(pipe)
+            replies = pipe.execute()
+            payloads = replies[0:-1:2]
+            entries = [_as_text(raw) for raw in replies[1:-1:2]]
+            return list(zip(entries, payloads, strict=True)), self.heartbeats.decode(replies[-1])
+        payloads = (
+            self.results.mget([self.results.get_key_for_task(t) for t in task_ids])
+            if task_ids
+            else []
+        )
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(task_key(task_id))
+        self.heartbeats.read_in(pipe)
+        replies = pipe.execute()
+        workers = self.heartbeats.decode(replies[-1])
+        return list(zip(replies[:-1], payloads, strict=True)), workers
+
+    def owner_of(self, task_id: str) -> str | None:
+        """The owner of a task, if the ledger knows it."""
+        return self.client.hget(task_key(task_id), "owner")
+
+    def task_id_page(self, owner: str | None, first: int, last: int) -> tuple[list[str], int]:
+        """A page (``first`` to ``last``, newest first) of the owner's tasks (everyone's
+        for None), and how many there are."""
+        return self._index_page(ALL_TASKS if owner is None else owner_key(owner), first, last)
+
+    def finished_page(
+        self, owner: str | None, state: str, first: int, last: int
+    ) -> tuple[list[str], int]:
+        """A page of the owner's tasks (everyone's for None) that ended in ``state``."""
+        return self._index_page(state_key(owner, state), first, last)
+
+    def _index_page(self, index: str, first: int, last: int) -> tuple[list[str], int]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrevrange(index, first, last - 1)
+        pipe.zcard(index)
+        page, count = pipe.execute()
+        return page, count
+
+    def task_ids(self, owner: str | None, limit: int | None = None) -> list[str]:
+        """The owner's task ids (everyone's for None), newest first (the ``limit`` newest)."""
+        index = ALL_TASKS if owner is None else owner_key(owner)
+        return self.client.zrevrange(index, 0, -1 if limit is None else limit - 1)
+
+    def count_active(self, owner: str) -> int:
+        """How many tasks the owner's active set holds."""
+        return self.client.scard(owner_active_key(owner))
+
+    def active_task_ids(self, owner: str) -> set[str]:
+        """The owner's tasks that were queued or running when last looked at."""
+        return self.client.smembers(owner_active_key(owner))
+
+    def unfinished_task_ids(self, owner: str | None, queues: list[str]) -> set[str]:
+        """Every task of the owner (everyone's, for None) that may not have finished: those
+        still active, and those waiting in ``queues`` (a task cancelled while it waited
+        leaves the active set, yet shows QUEUED until a worker drops it); the waiting ones
+        may be other owners', for the caller to leave out."""
+        pipe = self.client.pipeline(transaction=False)
+        if owner is None:
+            pipe.zrange(ALL_ACTIVE, 0, -1)
+        else:
+            pipe.smembers(owner_active_key(owner))
+        for queue in queues:
+            pipe.zrange(waiting_key(queue), 0, -1)
+        return {task_id for members in pipe.execute() for task_id in members}
 
 
-def record_heartbeat(
-    client: redis.Redis,
-    hostname: str,
-    queues: list[str],
-    expires: int,
-    running: list[str] | None = None,
-) -> None:
-    """Note that ``hostname`` is alive, consumes ``queues`` and runs the tasks
-    ``running``, for ``expires`` seconds."""
-    beat = json.dumps({"queues": queues, "running": running or [], "at": utc_now()})
-    pipe = client.pipeline(transaction=False)
-    pipe.set(worker_key(hostname), beat, ex=expires)
-    pipe.sadd(WORKERS, hostname)
-    pipe.execute()
-
-
-def live_workers(client: redis.Redis) -> dict[str, list[str]]:
-    """Each worker with a current heartbeat, and the queues it consumes."""
-    return {name: beat["queues"] for name, beat in worker_heartbeats(client).items()}
-
-
-def worker_heartbeats(client: redis.Redis) -> dict[str, dict[str, Any]]:
-    """Each worker's last heartbeat (queues, running task ids, time); workers whose
-    heartbeat expired leave the set."""
-    hostnames = sorted(client.smembers(WORKERS))
-    if not hostnames:
-        return {}
-    beats = client.mget([worker_key(hostname) for hostname in hostnames])
-    gone = [hostname for hostname, beat in zip(hostnames, beats, strict=True) if beat is None]
-    if gone:
-        client.srem(WORKERS, *gone)
+def _as_text(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
+    """A hash read on a bytes connection, as the ledger's text client reads it."""
     return {
-        hostname: json.loads(beat)
-        for hostname, beat in zip(hostnames, beats, strict=True)
-        if beat is not None
+        (k.decode() if isinstance(k, bytes) else k): (
+            v.decode(errors="replace") if isinstance(v, bytes) else v
+        )
+        for k, v in raw.items()
     }
 
 
-#: The final states a worker records in the per-state index (LOST is seen, not recorded).
-INDEXED_STATES = ("SUCCESS", "FAILURE", "REVOKED")
-
-
-def record_finished(client: redis.Redis, task_id: str, state: str, expires: int) -> None:
-    """File a task that ended in ``state`` under its owner's and everyone's index of that
-    state, and take it out of its owner's active set. Two round trips, once a task."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hmget(task_key(task_id), "owner", "kind", "queue", "started_at")
-    pipe.zscore(ALL_TASKS, task_id)
-    (owner, kind, queue, started_at), submitted = pipe.execute()
-    if owner is None or submitted is None:  # expired, or not the ledger's
-        return
-    runtime = (
-        (datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds()
-        if started_at
-        else None
-    )
-    pipe = client.pipeline(transaction=True)
-    job_metrics.count_finished(pipe, kind, state, runtime)
-    job_metrics.count_taken(pipe, queue, task_id)
-    for index in (state_key(owner, state), state_key(None, state)):
-        pipe.zadd(index, {task_id: submitted})
-        pipe.zremrangebyscore(index, "-inf", submitted - expires)
-        pipe.expire(index, expires)
-    pipe.srem(owner_active_key(owner), task_id)
-    pipe.zrem(ALL_ACTIVE, task_id)
-    pipe.execute()
-
-
-def finished_task_ids(
-    client: redis.Redis, owner: str | None, state: str, first: int, last: int
-) -> tuple[list[str], int]:
-    """One page (``first`` to ``last``, newest first) of the owner's tasks that ended in
-    ``state`` (everyone's, for None), and how many there are."""
-    return index_page(client, state_key(owner, state), first, last)
-
-
-def task_id_page(
-    client: redis.Redis, owner: str | None, first: int, last: int
-) -> tuple[list[str], int]:
-    """One page (``first`` to ``last``, newest first) of the owner's tasks (everyone's,
-    for None), and how many there are."""
-    return index_page(client, ALL_TASKS if owner is None else owner_key(owner), first, last)
-
-
-def index_page(client: redis.Redis, index: str, first: int, last: int) -> tuple[list[str], int]:
-    """One page of a sorted set of task ids, newest first, and its size: one round trip
-    whose cost is the page's, however many tasks are retained."""
-    pipe = client.pipeline(transaction=False)
-    pipe.zrevrange(index, first, last - 1)
-    pipe.zcard(index)
-    page, count = pipe.execute()
-    return page, count
+def ledger_of(app: Flask | None = None) -> Ledger:
+    """The ledger of ``app`` (in a request or a task: the current app's). A worker's
+    signal handlers pass their task's ``flask_app``."""
+    return (app or current_app).extensions["ledger"]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from flask import current_app
 
-from ..extensions import redis_client
-from ..store import artifacts, ledger
+from .. import lifecycle
+from ..store.ledger import ledger_of
 
 
 class JobCancelled(Exception):
@@ -25,53 +24,39 @@ class JobTimeLimitExceeded(Exception):
 
 
 class JobRun:
-    """One execution of a task, seen from the worker."""
+    """One execution of a task, seen from the worker; its transitions go through
+    ``my_app.lifecycle``."""
 
     def __init__(self, task: Task) -> None:
         self.task = task
         self.task_id: str = task.request.id
-        self.last_progress: dict[str, Any] | None = None
+        self.ledger = ledger_of()
         self.saved_artifacts: list[str] = []
 
     def start(self) -> None:
         """Record the start; a task cancelled while queued stops here."""
-        expires = current_app.config["RESULT_EXPIRES"]
-        worker = self.task.request.hostname or ""
-        if ledger.mark_started(redis_client.client, self.task_id, worker=worker, expires=expires):
+        if lifecycle.started(self.ledger, self.task_id, self.task.request.hostname or ""):
             raise JobCancelled
 
     def report(self, current: int, total: int, message: str | None = None) -> None:
         """Publish progress (it reaches event streams at once) unless cancelled."""
-        if ledger.cancel_requested(redis_client.client, self.task_id):
+        if lifecycle.should_stop(self.ledger, self.task_id):
             raise JobCancelled
         progress: dict[str, Any] = {"current": current, "total": total}
         if message:
             progress["message"] = message
-        self.task.update_state(state="PROGRESS", meta=progress)
-        self.last_progress = progress
+        lifecycle.progressed(self.task, progress)
 
     def save_artifact(self, name: str, data: bytes) -> str:
         """Store a file the job produced; returns the URL it is served at."""
-        artifacts.save_artifact(
-            redis_client.binary,
-            self.task_id,
-            name,
-            data,
-            expires=current_app.config["RESULT_EXPIRES"],
-            max_bytes=current_app.config["ARTIFACT_MAX_BYTES"],
-        )
+        max_bytes = current_app.config["ARTIFACT_MAX_BYTES"]
+        lifecycle.artifact_saved(self.ledger, self.task_id, name, data, max_bytes)
         self.saved_artifacts.append(name)
         return f"/api/tasks/{self.task_id}/artifacts/{name}"
 
     def discard_artifacts(self) -> None:
         """Drop what a failed run produced: no half-finished set of files is served."""
-        artifacts.delete_artifacts(redis_client.binary, self.task_id, self.saved_artifacts)
-
-    def finish(self) -> None:
-        """Keep the last progress beside the result, which replaces it in Celery."""
-        if self.last_progress is not None:
-            ledger.record_progress(redis_client.client, self.task_id, self.last_progress)
-            self.last_progress = None
+        lifecycle.artifacts_discarded(self.ledger, self.task_id, self.saved_artifacts)
 
     def revoke(self) -> None:
         """End as REVOKED the way Celery's own revoke does: the result, and the
@@ -96,19 +81,17 @@ def job_run(task: Task) -> Iterator[JobRun]:
         yield run
     except JobCancelled:
         run.discard_artifacts()
-        run.finish()  # before the final state, which readers may see at once
         run.revoke()
         raise Ignore() from None
     except SoftTimeLimitExceeded:
         run.discard_artifacts()
         raise JobTimeLimitExceeded("time limit exceeded") from None
     except (Retry, Ignore):
+        lifecycle.last_progress.pop(run.task_id, None)  # no final state follows here
         raise
     except Exception:
         run.discard_artifacts()
         raise
-    finally:
-        run.finish()
 
 
 def backoff_seconds(retries: int, base: float, cap: float) -> float:
@@ -117,12 +100,11 @@ def backoff_seconds(retries: int, base: float, cap: float) -> float:
 
 
 def retry_job(task: Task, error: Exception, countdown: float, max_retries: int) -> NoReturn:
-    """Retry ``task`` in ``countdown`` seconds (state RETRY), noting when in the ledger.
+    """Retry ``task`` in ``countdown`` seconds (state RETRY; the lifecycle notes when,
+    from the retry's message).
 
     Past ``max_retries`` the task fails with ``error``.
     """
     if task.request.retries >= max_retries:
         raise error
-    retry_at = datetime.now(UTC) + timedelta(seconds=countdown)
-    ledger.record_retry(redis_client.client, task.request.id, retry_at.isoformat())
     raise task.retry(exc=error, countdown=countdown, max_retries=max_retries)

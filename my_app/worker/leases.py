@@ -11,8 +11,8 @@ each third of the timeout, so the timeout can be short (``broker_transport_optio
 30 s): a held message stays invisible for as long as its worker lives, and becomes
 visible ``visibility_timeout`` after its worker's last renewal.
 
-It also keeps the worker's heartbeat in the ledger's Redis (``keys.worker_key``: the
-queues it consumes), which the API reads to say a running task's worker is gone, or that
+It also keeps the worker's heartbeat in the ledger's Redis (``my_app.store.heartbeats``:
+the queues it consumes), which the API reads to say a running task's worker is gone, or that
 no worker consumes a waiting task's queue, and ``/readyz`` to say whether every queue
 has a consumer. On other brokers (RabbitMQ
 redelivers a dead consumer's messages itself) only the heartbeat is kept.
@@ -27,7 +27,7 @@ from typing import Any
 from celery import bootsteps
 from celery.worker import state as worker_state
 
-from ..store import ledger
+from ..store.ledger import ledger_of
 
 logger = logging.getLogger(__name__)
 
@@ -50,22 +50,29 @@ class LeaseRenewal(bootsteps.StartStopStep):
         )
 
     def stop(self, consumer: Any) -> None:
-        """Stop renewing (a warm shutdown acknowledges or restores what it holds)."""
+        """Stop renewing (a warm shutdown acknowledges or restores what it holds; a lost
+        broker connection restarts the consumer, which starts renewing again)."""
         if self.timer_entry is not None:
             self.timer_entry.cancel()
             self.timer_entry = None
+
+    def shutdown(self, consumer: Any) -> None:
+        """The worker is stopping: it consumes nothing from now on."""
+        self.stop(consumer)
+        try:
+            ledger_of(consumer.app.Task.flask_app).heartbeats.gone(consumer.hostname)
+        except Exception:  # Redis away: the heartbeat expires on its own
+            logger.warning("Could not remove this worker's heartbeat", exc_info=True)
 
     def renew(self, consumer: Any) -> None:
         """Push back the visibility of every message this worker holds, and beat."""
         app = consumer.app
         try:
             renew_held_messages(consumer.task_consumer.channel)
-            seconds = max(1, round(3 * renewal_interval(app)))
-            ledger_redis = app.Task.flask_app.extensions["redis"]  # the context-aware Task's
             queues = sorted(queue.name for queue in consumer.task_consumer.queues)
             running = sorted(request.id for request in worker_state.active_requests)
-            ledger.record_heartbeat(
-                ledger_redis, consumer.hostname, queues, seconds, running=running
+            ledger_of(app.Task.flask_app).heartbeats.beat(
+                consumer.hostname, queues, 3 * renewal_interval(app), running
             )
         except Exception:  # a broker or Redis outage: the next tick tries again
             logger.warning("Could not renew this worker's leases", exc_info=True)

@@ -36,9 +36,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from werkzeug.exceptions import Forbidden
 
-from .auth import AuthenticationError, current_caller, keys_required
-from .broker_queues import queue_overview
-from .store import job_metrics, ledger
+from ..auth import AuthenticationError, current_caller, keys_required
+from ..store import job_metrics
+from ..store.broker_queues import queue_overview
+from ..store.ledger import ledger_of
 
 bp = Blueprint("metrics", __name__)
 
@@ -92,7 +93,7 @@ class JobCollector:
         for kind, (buckets, total, _count) in job_metrics.read_runtimes(client, kinds).items():
             runtime.add_metric([kind], [(str(bound), count) for bound, count in buckets], total)
         yield runtime
-        heartbeats = ledger.worker_heartbeats(client)
+        heartbeats = ledger_of(self.app).heartbeats.live()
         overview = queue_overview(self.app.extensions["celery"], client, queues, heartbeats)
         depth = GaugeMetricFamily("queue_depth", "Messages waiting in a queue", labels=["queue"])
         oldest = GaugeMetricFamily(

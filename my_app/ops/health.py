@@ -14,8 +14,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
-from .extensions import redis_client
-from .store import ledger
+from ..store.ledger import ledger_of
 
 bp = Blueprint("health", __name__)
 
@@ -43,7 +42,7 @@ def timed(check: Callable[[], str | None]) -> dict[str, Any]:
 
 def redis_check() -> str | None:
     """The ledger's Redis answers PING."""
-    redis_client.client.ping()
+    ledger_of().client.ping()
     return None
 
 
@@ -59,7 +58,8 @@ def consumers_check(workers: dict[str, list[str]]) -> Callable[[], str | None]:
     """Every queue in ``TASK_QUEUES`` has a live worker consuming it."""
 
     def check() -> str | None:
-        workers.update(ledger.live_workers(redis_client.client))
+        live = ledger_of().heartbeats.live()
+        workers.update({name: beat["queues"] for name, beat in live.items()})
         consumed = {queue for queues in workers.values() for queue in queues}
         missing = [q for q in current_app.config["TASK_QUEUES"] if q not in consumed]
         if missing:

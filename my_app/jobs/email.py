@@ -124,5 +124,3 @@ def describe_refusals(refusals: dict[str, tuple[int, bytes]]) -> str:
 def decode(reply: bytes | str) -> str:
     """An SMTP reply as text."""
     return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
-
-

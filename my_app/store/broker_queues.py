@@ -14,7 +14,7 @@ from amqp.exceptions import NotFound
 from celery import Celery
 from kombu.exceptions import ChannelError
 
-from .store import job_metrics
+from . import job_metrics
 
 
 def waiting_messages(celery_app: Celery, queue_names: Iterable[str]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from .extensions import talisman
+from ..extensions import talisman
 
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
