@@ -191,14 +191,15 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
 
 
 def record_state(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> TaskState:
-    """The task's state: the final state the ledger filed first wins (a terminal state is
-    final); else Celery's, with its PENDING read as STARTED or QUEUED from the ledger."""
-    final = raw.get("final")
-    if final in TaskState.__members__:
-        return TaskState(final)
+    """The task's state: Celery's (the result backend refuses a state that may not follow
+    the final one the ledger filed, so the two agree); while Celery has none, the final
+    state the ledger filed first, else STARTED or QUEUED from the ledger."""
     status = meta.get("status") if meta else None
     if status in TaskState.__members__:
         return TaskState(status)
+    final = raw.get("final")
+    if final in TaskState.__members__:
+        return TaskState(final)
     return TaskState.STARTED if raw.get("started_at") else TaskState.QUEUED
 
 
