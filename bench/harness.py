@@ -112,19 +112,22 @@ def answers(base: str) -> bool:
 
 
 @contextmanager
-def celery_worker(module: str, redis_url: str, queues: str) -> Iterator[None]:
-    """A prefork worker, concurrency 2, in its own process; ready when it yields."""
+def celery_worker(
+    module: str, redis_url: str, queues: str, **env: str
+) -> Iterator[psutil.Process]:
+    """A prefork worker, concurrency 2, in its own process, ``env`` added to the
+    environment; ready when it yields its process."""
     log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", module, "worker", "--pool=prefork",
          "--concurrency=2", f"--queues={queues}", "--loglevel=INFO",
          "--without-mingle", "--without-gossip", f"--logfile={log}"],
-        cwd=ROOT, env=environment(redis_url), start_new_session=True,
+        cwd=ROOT, env=environment(redis_url, **env), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_until(lambda: "ready." in log.read_text(errors="replace"), 60, f"worker {module}")
-        yield
+        yield psutil.Process(worker.pid)
     finally:
         stop(worker)
         log.unlink(missing_ok=True)

@@ -4,9 +4,9 @@ writes to the ledger (``my_app.store.ledger``). No other module writes the ledge
 =====================  ===============================  ========================================
 transition             observed by                      written, in one round trip
 =====================  ===============================  ========================================
-queued, by any         ``before_task_publish`` signal   entry; owner, all, active and waiting
-producer                                                indexes; counter; announcement (MULTI)
-retry scheduled        ``before_task_publish``, a       ``retry_at``; retried counter (pipeline)
+queued, by any         ``after_task_publish`` signal    entry; owner, all, active and waiting
+producer                                                indexes; counter; announcement (EVALSHA)
+retry scheduled        ``after_task_publish``, a        ``retry_at``; retried counter (pipeline)
                        message with ``retries`` > 0
 received               ``task_received`` signal, in     worker, received_at; out of the waiting
                        the worker's main process        set (EVALSHA); or a whole entry for a
@@ -27,13 +27,14 @@ worker alive / gone    ``LeaseRenewal`` consumer        its heartbeat, each thir
 
 Why these hooks, and no others:
 
-- ``before_task_publish`` sees every publish of every in-process producer (``.delay``,
-  ``apply_async``, canvas, beat, Flower, ``send_task``, ``celery call``) with its final id,
-  routing key, arguments and custom headers, so one handler records them all. Celery logs
-  and swallows a handler's exception, so a ledger that cannot be written does not stop a
-  publish: the message carries its owner (the ``owner`` header), and the worker that takes
-  it writes the entry (``task_received``). A publish that fails after its entry was written
-  is undone by the API (``publish_failed``); from other producers the entry shows LOST.
+- ``after_task_publish`` sees every successful publish of every in-process producer
+  (``.delay``, ``apply_async``, canvas, beat, Flower, ``send_task``, ``celery call``) with
+  its id, routing key, arguments and custom headers, so one handler records them all, and
+  a publish that fails leaves nothing to undo. It runs before ``apply_async`` returns, so
+  a 202 is answered after the entry exists. Celery logs and swallows a handler's
+  exception, and a producer may die between the two: either way the message carries what
+  the entry needs (its owner in the ``owner`` header), and the worker that takes it writes
+  the entry (``task_received``). Whichever writes first wins; the other writes nothing.
 - ``task_received`` runs in the worker's main process as each message arrives, before any
   pool process, once per delivery.
 - Starting must be able to stop a cancelled task before its body runs, which no signal
@@ -53,7 +54,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.backends.redis import SentinelBackend
-from celery.signals import before_task_publish, task_received
+from celery.signals import after_task_publish, task_received
 from flask import Flask, g, has_request_context
 
 from .records import STORED_FINAL_STATES, TaskState, encode_inputs, may_follow
@@ -139,11 +140,11 @@ def default_owner(flask_app: Flask, celery_app: Celery) -> str:
     return flask_app.config["DEFAULT_OWNER"]
 
 
-@before_task_publish.connect
+@after_task_publish.connect
 def queued(
     sender: str, headers: dict[str, Any], body: Any, routing_key: str = "", **_: Any
 ) -> None:
-    """Record a task as it is published, whoever publishes it (see the module's table)."""
+    """Record a task once it is published, whoever publishes it (see the module's table)."""
     from celery import current_app as celery_app
 
     flask_app = flask_app_of(celery_app)
@@ -172,11 +173,6 @@ def queue_of(celery_app: Celery, task_name: str, routing_key: str) -> str:
     if routing_key in celery_app.amqp.queues:
         return routing_key
     return celery_app.amqp.router.route({}, task_name)["queue"].name
-
-
-def publish_failed(flask_app: Flask, task_id: str) -> None:
-    """Undo the entry of a task whose publish raised: nothing was queued."""
-    ledger_of(flask_app).forget(task_id)
 
 
 # Received.

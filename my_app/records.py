@@ -124,8 +124,12 @@ class TaskRecord:
         return replace(self, warning=warning)
 
     def as_dict(self) -> dict[str, Any]:
-        """The public fields, as the API's schemas dump them."""
-        return {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        """The public fields, as the API's schemas dump them (``warning`` only when
+        there is one)."""
+        shown = {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        if self.warning is None:
+            del shown["warning"]
+        return shown
 
 
 PUBLIC_FIELDS = (

@@ -1,6 +1,6 @@
 """Queueing a job from the API: quotas on its inputs, an Idempotency-Key, then Celery's
-own ``apply_async``; the lifecycle (``my_app.lifecycle``) records it as it is published,
-as it does for every other producer.
+own ``apply_async``; the lifecycle (``my_app.lifecycle``) records it once it is
+published, as it does for every other producer.
 """
 
 from __future__ import annotations
@@ -111,22 +111,21 @@ def submit_job(
         )
     except BaseException as error:
         if unconfirmed(error):
-            # The broker may have taken the message and not answered: keep the entry
-            # (and the key), so the task is visible if it runs, and say so.
+            # The broker may have taken the message and not answered: keep the key, so
+            # a retry of the request finds the task if it runs, and say so.
             raise PublishUnconfirmed(task_id) from error
-        undo_submission(task_id, owner, idempotency_key)
+        if idempotency_key:
+            release_key(owner, idempotency_key)
         raise
     return Submission(decode_record(entry, None))
 
 
-def undo_submission(task_id: str, owner: str, idempotency_key: str | None) -> None:
-    """Remove what a submission whose publish failed wrote: its entry and its key."""
+def release_key(owner: str, idempotency_key: str) -> None:
+    """Give back the Idempotency-Key of a submission whose publish failed."""
     try:
-        lifecycle.publish_failed(current_app, task_id)
-        if idempotency_key:
-            idempotency.release(ledger_of().client, owner, idempotency_key)
-    except Exception:  # Redis is down too: nothing was written to undo
-        logger.warning("Could not undo the submission of %s", task_id, exc_info=True)
+        idempotency.release(ledger_of().client, owner, idempotency_key)
+    except Exception:  # Redis is down too: the key expires on its own
+        logger.warning("Could not release Idempotency-Key %s", idempotency_key, exc_info=True)
 
 
 def replay(earlier_id: str) -> Submission:

@@ -43,12 +43,12 @@ def types_of(events, task_id):
 
 @pytest.fixture(scope="module")
 def monitored(redis_url):
-    """The app and a worker with their default settings, on db 13: producers send
-    task-sent and workers send task events without any flag."""
-    app = create_app("testing", REDIS_URL=f"{redis_url}/13")
+    """The app and a worker with TASK_EVENTS on, as where a monitor watches, on db 13:
+    producers send task-sent and workers send task events."""
+    app = create_app("testing", REDIS_URL=f"{redis_url}/13", TASK_EVENTS=True)
     # Prefork, the default pool: with the threads pool, task-started never arrived in two
     # CI runs out of five (cause not found; the other events did arrive).
-    with worker_process(f"{redis_url}/13", "--concurrency=2"):
+    with worker_process(f"{redis_url}/13", "--concurrency=2", env={"TASK_EVENTS": "true"}):
         # A first job end to end: the worker's event connection is up before a test listens.
         client = app.test_client()
         warm_up = client.post("/api/tasks/slow", json={"name": "warm-up", "seconds": 0})
@@ -98,3 +98,26 @@ def test_publish_signals_fire_for_api_submissions(idle_app):
         before_task_publish.disconnect(before)
         after_task_publish.disconnect(after)
     assert published == [("before", task["id"]), ("after", task["id"])]
+
+
+def test_events_are_off_by_default_and_a_monitor_turns_the_workers_on(redis_url):
+    """Nobody watching, nobody pays: no event is published for a job; a monitor's
+    ``enable_events`` broadcast (what Flower sends when it starts) turns the worker's on.
+
+    Fails with ``TASK_EVENTS = True`` in Config (task-sent arrives), or with a worker that
+    ignores the broadcast (nothing arrives after it).
+    """
+    app = create_app("testing", REDIS_URL=f"{redis_url}/14")
+    celery_app = app.extensions["celery"]
+    client = app.test_client()
+    with worker_process(f"{redis_url}/14", "--concurrency=1", "--pool=solo"):
+        with captured_events(celery_app) as events:
+            quiet = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 0})
+            wait_for_state(client, quiet.get_json()["links"]["self"], {"SUCCESS"}, 60)
+            assert types_of(events, quiet.get_json()["id"]) == []
+            wait_until(lambda: celery_app.control.enable_events(reply=True, timeout=1))
+            watched = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 0})
+            task_id = watched.get_json()["id"]
+            wait_until(lambda: "task-succeeded" in types_of(events, task_id), timeout=60)
+        assert "task-sent" not in types_of(events, task_id)  # TASK_EVENTS turns that on
+    forget_ledger(app)

@@ -11,7 +11,7 @@ from fontTools.ttLib import TTFont
 
 from . import ReportProgress
 
-FONT_DIR = Path(__file__).resolve().parents[2] / "fonts"
+FONT_DIR = Path(__file__).resolve().parents[1] / "fonts"
 FONT_FAMILY = "DejaVu"
 
 

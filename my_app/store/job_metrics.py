@@ -22,25 +22,6 @@ RUNTIME_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, math.inf)
 EVENTS = ("queued", "succeeded", "failed", "revoked", "retried")
 
 
-def count_queued(
-    pipe: redis.client.Pipeline, kind: str, queue: str, task_id: str, submitted: float,
-    expires: int,
-) -> None:  # fmt: skip
-    """Count a queued job and note it waiting in its queue."""
-    pipe.hincrby(JOB_COUNTERS, f"queued:{kind}", 1)
-    if queue:
-        pipe.zadd(waiting_key(queue), {task_id: submitted})
-        pipe.zremrangebyscore(waiting_key(queue), "-inf", submitted - expires)
-        pipe.expire(waiting_key(queue), expires)
-
-
-def uncount_queued(pipe: redis.client.Pipeline, kind: str, queue: str, task_id: str) -> None:
-    """Undo ``count_queued`` for a job whose publish failed."""
-    pipe.hincrby(JOB_COUNTERS, f"queued:{kind}", -1)
-    if queue:
-        pipe.zrem(waiting_key(queue), task_id)
-
-
 def count_retried(pipe: redis.client.Pipeline, kind: str) -> None:
     """Count a retry (a transient failure, tried again later)."""
     pipe.hincrby(JOB_COUNTERS, f"retried:{kind}", 1)

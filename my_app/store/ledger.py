@@ -35,6 +35,37 @@ from .keys import (
     waiting_key,
 )
 
+# A new entry, filed under its owner, among all tasks and the active ones, and (unless a
+# worker took it already) among its queue's waiting ones; counted and announced. Nothing
+# when the entry exists: the worker that took the message recorded it first, from the
+# message itself. KEYS: the entry, the owner's index, all tasks, all active, the owner's
+# active set, the queue's waiting set, the counters, the owner's and everyone's channel.
+# ARGV: expires, submitted (epoch), id, counter field, announce ("1"), field, value, ...
+QUEUED = """
+if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then return 0 end
+local expires, submitted, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], expires)
+for i = 2, 4 do
+  redis.call('ZADD', KEYS[i], submitted, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', submitted - expires)
+  redis.call('EXPIRE', KEYS[i], expires)
+end
+redis.call('SADD', KEYS[5], id)
+redis.call('EXPIRE', KEYS[5], expires)
+if redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
+  redis.call('ZADD', KEYS[6], submitted, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', submitted - expires)
+  redis.call('EXPIRE', KEYS[6], expires)
+end
+redis.call('HINCRBY', KEYS[7], ARGV[4], 1)
+if ARGV[5] == '1' then
+  redis.call('PUBLISH', KEYS[8], id)
+  redis.call('PUBLISH', KEYS[9], id)
+end
+return 1
+"""
+
 # KEYS: the entry, the waiting set of its queue. ARGV: expires, worker, received_at,
 # task id. Returns 0 when there is no entry.
 RECEIVED = """
@@ -118,6 +149,7 @@ class Ledger:
         self.expires = expires
         self.results = results
         self.heartbeats = Heartbeats(client)
+        self._queued = client.register_script(QUEUED)
         self._received = client.register_script(RECEIVED)
         self._started = client.register_script(STARTED)
         self._finished = client.register_script(FINISHED)
@@ -138,49 +170,28 @@ class Ledger:
 
     # Writes: called by my_app.lifecycle only.
 
-    def record_queued(self, entry: Mapping[str, str], submitted: float) -> None:
-        """Write a new entry, file it under its owner, among all tasks, among the active
-        ones and its queue's waiting ones, count it, and announce it: one MULTI/EXEC."""
-        task_id, owner, expires = entry["id"], entry["owner"], self.expires
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(task_key(task_id), mapping=dict(entry))
-        pipe.expire(task_key(task_id), expires)
-        for index in (owner_key(owner), ALL_TASKS, ALL_ACTIVE):
-            pipe.zadd(index, {task_id: submitted})
-            pipe.zremrangebyscore(index, "-inf", submitted - expires)
-            pipe.expire(index, expires)
-        pipe.sadd(owner_active_key(owner), task_id)
-        pipe.expire(owner_active_key(owner), expires)
-        job_metrics.count_queued(
-            pipe, entry["kind"], entry.get("queue", ""), task_id, submitted, expires
-        )
-        if self.results_share_database:
-            self._announce(pipe, task_id, owner)
+    def record_queued(self, entry: Mapping[str, str], submitted: float) -> bool:
+        """Write a new entry; file it under its owner, among all tasks, the active ones
+        and its queue's waiting ones; count it and announce it: one EVALSHA. False (and
+        nothing written) when the entry exists already."""
+        task_id, owner = entry["id"], entry["owner"]
+        announce_here = self.results_share_database
+        fields = [item for pair in entry.items() for item in pair]
+        recorded = self._queued(
+            keys=[
+                task_key(task_id), owner_key(owner), ALL_TASKS, ALL_ACTIVE,
+                owner_active_key(owner), waiting_key(entry.get("queue", "")), JOB_COUNTERS,
+                owner_channel(owner), ALL_SUBMITTED_CHANNEL,
+            ],
+            args=[self.expires, submitted, task_id, f"queued:{entry['kind']}",
+                  "1" if announce_here else "0", *fields],
+        )  # fmt: skip
+        if recorded and not announce_here:
+            pipe = self.results.client.pipeline(transaction=False)
+            pipe.publish(owner_channel(owner), task_id)
+            pipe.publish(ALL_SUBMITTED_CHANNEL, task_id)
             pipe.execute()
-            return
-        pipe.execute()
-        pipe = self.results.client.pipeline(transaction=False)
-        self._announce(pipe, task_id, owner)
-        pipe.execute()
-
-    @staticmethod
-    def _announce(pipe: Any, task_id: str, owner: str) -> None:
-        pipe.publish(owner_channel(owner), task_id)
-        pipe.publish(ALL_SUBMITTED_CHANNEL, task_id)
-
-    def forget(self, task_id: str) -> None:
-        """Remove the entry of a task whose message was never queued (its publish failed)."""
-        kind, owner, queue = self.client.hmget(task_key(task_id), "kind", "owner", "queue")
-        if kind is None:
-            return
-        pipe = self.client.pipeline(transaction=True)
-        job_metrics.uncount_queued(pipe, kind, queue or "", task_id)
-        pipe.delete(task_key(task_id))
-        pipe.zrem(owner_key(owner), task_id)
-        pipe.zrem(ALL_TASKS, task_id)
-        pipe.srem(owner_active_key(owner), task_id)
-        pipe.zrem(ALL_ACTIVE, task_id)
-        pipe.execute()
+        return bool(recorded)
 
     def record_retry(self, task_id: str, kind: str, retry_at: str) -> None:
         """Note when a retrying task's next attempt is due, and count the retry."""
