@@ -78,6 +78,9 @@ class Config:
     TRUSTED_PROXIES = 0
     #: The queues workers consume; report and thumbnail jobs go to "heavy".
     TASK_QUEUES = ("default", "heavy")
+    #: Seconds one step of the slow job takes (a "second" of ``seconds``); the test suite
+    #: shortens it.
+    SLOW_JOB_STEP_SECONDS = 1.0
     #: Send Celery's task events (task-sent from producers, task-received/started/
     #: succeeded/... from workers), for a monitor such as Flower to see every job from the
     #: moment it is queued. Off by default: each event is a publish, and nobody listens.

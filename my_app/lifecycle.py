@@ -35,6 +35,8 @@ Why these hooks, and no others:
   exception, and a producer may die between the two: either way the message carries what
   the entry needs (its owner in the ``owner`` header), and the worker that takes it writes
   the entry (``task_received``). Whichever writes first wins; the other writes nothing.
+  ``before_task_publish`` writes nothing: it stamps the owner on a message whose producer
+  named none (a request's caller, a canvas step's parent's owner, else DEFAULT_OWNER).
 - ``task_received`` runs in the worker's main process as each message arrives, before any
   pool process, once per delivery.
 - Starting must be able to stop a cancelled task before its body runs, which no signal
@@ -54,7 +56,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.backends.redis import SentinelBackend
-from celery.signals import after_task_publish, task_received
+from celery.signals import after_task_publish, before_task_publish, task_received
 from flask import Flask, g, has_request_context
 
 from .records import STORED_FINAL_STATES, TaskState, encode_inputs, may_follow
@@ -134,10 +136,23 @@ def default_owner(flask_app: Flask, celery_app: Celery) -> str:
         return caller.owner
     parent = celery_app.current_worker_task
     if parent is not None and parent.request.id:
-        owner = ledger_of(flask_app).owner_of(parent.request.id)
+        owner = getattr(parent.request, OWNER_HEADER, None) or ledger_of(flask_app).owner_of(
+            parent.request.id
+        )
         if owner:
             return owner
     return flask_app.config["DEFAULT_OWNER"]
+
+
+@before_task_publish.connect
+def owner_stamped(headers: dict[str, Any], **_: Any) -> None:
+    """Put the task's owner on its message (the ``owner`` header), unless its producer
+    named one: whichever side records the task, producer or worker, reads it there."""
+    from celery import current_app as celery_app
+
+    flask_app = flask_app_of(celery_app)
+    if flask_app is not None and not headers.get(OWNER_HEADER) and not headers.get("retries"):
+        headers[OWNER_HEADER] = default_owner(flask_app, celery_app)
 
 
 @after_task_publish.connect
@@ -159,7 +174,7 @@ def queued(
     args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ((), {})
     entry = new_entry(
         celery_app, sender, task_id, args, kwargs,
-        owner=headers.get(OWNER_HEADER) or default_owner(flask_app, celery_app),
+        owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
         queue=queue_of(celery_app, sender, routing_key),
         retry_of=headers.get(RETRY_OF_HEADER),
     )  # fmt: skip

@@ -196,14 +196,12 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
 
 def record_state(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> TaskState:
     """The task's state: Celery's (the result backend refuses a state that may not follow
-    the final one the ledger filed, so the two agree); while Celery has none, the final
-    state the ledger filed first, else STARTED or QUEUED from the ledger."""
+    the final one the ledger filed, so the two agree); while Celery has none, STARTED or
+    QUEUED from the ledger. The ledger files a final state just before Celery stores it,
+    so in between the task still shows as running, never as finished without a result."""
     status = meta.get("status") if meta else None
     if status in TaskState.__members__:
         return TaskState(status)
-    final = raw.get("final")
-    if final in TaskState.__members__:
-        return TaskState(final)
     return TaskState.STARTED if raw.get("started_at") else TaskState.QUEUED
 
 

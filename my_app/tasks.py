@@ -29,7 +29,8 @@ REDELIVERED_IF_LOST = {"acks_late": True, "reject_on_worker_lost": True}
 def slow_task(self: Task, name: str, seconds: int = 10) -> str:
     """Count ``seconds`` seconds with progress, then greet ``name``."""
     with job_run(self) as run:
-        return count_slowly(name, seconds, run.report)
+        step = current_app.config["SLOW_JOB_STEP_SECONDS"]
+        return count_slowly(name, seconds, run.report, step_seconds=step)
 
 
 @shared_task(bind=True, kind="email", **REDELIVERED_IF_LOST)
