@@ -210,6 +210,7 @@ class TestingConfig(Config):
     MAX_ACTIVE_JOBS = 0  # 0: no quota; the quota tests set their own
     MAIL_RETRY_BACKOFF = 0.5
     MAIL_RETRY_BACKOFF_MAX = 1.0
+    SLOW_JOB_STEP_SECONDS = 0.5
 
 
 class ProductionConfig(Config):

@@ -6,7 +6,15 @@ import json
 import time
 import uuid
 
-from conftest import explode, flaky, forget_ledger, wait_for_state, wait_until, worker_process
+from support import (
+    explode,
+    flaky,
+    forget_ledger,
+    scaled,
+    wait_for_state,
+    wait_until,
+    worker_process,
+)
 
 from my_app import lifecycle
 
@@ -218,15 +226,16 @@ def test_the_queued_filter_reads_the_waiting_tasks_not_every_retained_one(idle_a
 
 def test_a_state_filter_reads_only_its_page_whatever_is_retained(app, client):
     forget_ledger(app)
-    failed = [explode.delay(f"x{n}").id for n in range(60)]
-    done = [submit_slow(client, seconds=0).get_json()["id"] for _ in range(60)]
+    count = scaled(60, minimum=12)
+    failed = [explode.delay(f"x{n}").id for n in range(count)]
+    done = [submit_slow(client, seconds=0).get_json()["id"] for _ in range(count)]
     for task_id in failed + done:
         wait_for_state(client, f"/api/tasks/{task_id}", {"FAILURE", "SUCCESS"})
     before = hgetall_calls(app)
     page = client.get("/api/tasks?state=FAILURE&page_size=5")
     read = hgetall_calls(app) - before
     assert [task["id"] for task in page.get_json()] == failed[::-1][:5]
-    assert json.loads(page.headers["X-Pagination"])["total"] == 60
+    assert json.loads(page.headers["X-Pagination"])["total"] == count
     assert read <= 5 + 1  # the page's own entries (and heartbeats): not the 120 retained
     succeeded = client.get("/api/tasks?state=SUCCESS&page_size=100").get_json()
     assert sorted(task["id"] for task in succeeded) == sorted(done)

@@ -6,10 +6,16 @@ import logging
 
 import pytest
 import requests
-from conftest import ADMIN, ALICE, serving
+from support import ADMIN, ALICE, serving
 
 from my_app import create_app
 from my_app.auth import parse_api_keys
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
 
 
 def test_keys_parse_from_pairs_roles_and_lines():
@@ -28,10 +34,10 @@ def test_a_bad_key_entry_is_refused_without_quoting_its_secret(text):
     assert ":s:" not in str(refused.value)
 
 
-def test_keys_can_come_from_a_file(tmp_path, redis_url):
+def test_keys_can_come_from_a_file(tmp_path, database_url):
     keys_file = tmp_path / "keys"
     keys_file.write_text("# production keys\ncarol:carol-secret\n")
-    app = create_app("testing", REDIS_URL=f"{redis_url}/1", API_KEYS_FILE=str(keys_file))
+    app = create_app("testing", REDIS_URL=database_url, API_KEYS_FILE=str(keys_file))
     client = app.test_client()
     assert client.get("/api/tasks").status_code == 401
     assert (
@@ -136,7 +142,7 @@ def test_a_sign_in_posted_from_another_site_is_refused(keyed_app):
     assert "Set-Cookie" not in response.headers
 
 
-def test_changing_a_key_signs_out_its_browsers(keyed_app, redis_url):
+def test_changing_a_key_signs_out_its_browsers(keyed_app, database_url):
     client = keyed_app.test_client()
     client.post("/sign-in", data={"key": "alice-secret"}, headers={"Origin": "http://localhost"})
     assert client.get("/api/tasks").status_code == 200

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import requests
-from conftest import (
+from support import (
     forget_ledger,
     purge_queues,
     serving,
@@ -35,11 +35,12 @@ def follow_to_the_end(base_url, task):
 
 
 @pytest.fixture(scope="module")
-def rabbit_stack(redis_url, rabbitmq_url):
-    """The app and a worker with RabbitMQ as broker; ledger and results in Redis (db 8)."""
-    app = create_app("testing", REDIS_URL=f"{redis_url}/8", CELERY_BROKER_URL=rabbitmq_url)
+def rabbit_stack(redis_database, rabbitmq_url):
+    """The app and a worker with RabbitMQ as broker; ledger and results in Redis."""
+    database_url = redis_database()
+    app = create_app("testing", REDIS_URL=database_url, CELERY_BROKER_URL=rabbitmq_url)
     with worker_process(
-        f"{redis_url}/8", "--pool=threads", "--concurrency=2",
+        database_url, "--pool=threads", "--concurrency=2",
         env={"CELERY_BROKER_URL": rabbitmq_url},
     ), serving(app) as base_url:  # fmt: skip
         yield app, base_url
@@ -77,45 +78,49 @@ def test_rabbitmq_cancel_ends_revoked(rabbit_stack):
     assert error["message"] in {"cancelled", "revoked"}  # ours, or Celery's revoked path
 
 
-def settings_env(redis_url):
+def settings_env(results_url):
     """Documented Celery settings, as environment variables, for the app and its worker."""
     return {
         "FLASK_CELERY__broker_transport_options__global_keyprefix": "svc:",
         "FLASK_CELERY__task_compression": "gzip",
-        "FLASK_CELERY__result_backend": f"{redis_url}/10",
+        "FLASK_CELERY__result_backend": results_url,
         "FLASK_CELERY__result_backend_transport_options__global_keyprefix": "res:",
         "FLASK_CELERY__result_serializer": "yaml",
         "FLASK_CELERY__result_accept_content": '["json", "yaml"]',
     }
 
 
-def test_prefixed_compressed_jobs_with_results_elsewhere_run_end_to_end(redis_url, monkeypatch):
-    env = settings_env(redis_url)
+def test_prefixed_compressed_jobs_with_results_elsewhere_run_end_to_end(
+    redis_database, monkeypatch
+):
+    database_url, results_url = redis_database(), redis_database()
+    env = settings_env(results_url)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    app = create_app("testing", REDIS_URL=f"{redis_url}/9")
+    app = create_app("testing", REDIS_URL=database_url)
     redis = app.extensions["redis"]
     task = app.test_client().post("/api/tasks/slow", json={"name": "Ada", "seconds": 1}).get_json()
     # The message waits under the broker's prefix, compressed as configured.
     [message] = redis.lrange("svc:default", 0, -1)
     assert json.loads(message)["headers"]["compression"] == "application/x-gzip"
-    with worker_process(f"{redis_url}/9", "--pool=threads", env=env), serving(app) as base_url:
+    with worker_process(database_url, "--pool=threads", env=env), serving(app) as base_url:
         states = [event["state"] for event in follow_to_the_end(base_url, task)]
         assert "PROGRESS" in states and states[-1] == "SUCCESS"
     client = app.test_client()
     assert client.get(f"/status/{task['id']}").get_json()["result"] == "Task completed for Ada!"
     results = app.extensions["celery"].backend.client
     stored = results.get(f"res:celery-task-meta-{task['id']}")
-    assert stored is not None and not stored.startswith(b"{")  # YAML, in database 10
+    assert stored is not None and not stored.startswith(b"{")  # YAML, in the results' database
     forget_ledger(app)
 
 
-def test_a_high_priority_job_overtakes_queued_low_priority_ones(redis_url):
-    app = create_app("testing", REDIS_URL=f"{redis_url}/11")
+def test_a_high_priority_job_overtakes_queued_low_priority_ones(redis_database):
+    database_url = redis_database()
+    app = create_app("testing", REDIS_URL=database_url)
     client = app.test_client()
     slow = app.extensions["celery"].tasks[slow_task.name]
     env = {"FLASK_CELERY__worker_prefetch_multiplier": "1"}
-    with worker_process(f"{redis_url}/11", "--pool=solo", env=env):
+    with worker_process(database_url, "--pool=solo", env=env):
         blocker = slow.delay("blocker", 2)
         wait_for_state(client, f"/api/tasks/{blocker.id}", {"PROGRESS"}, 60)
         low = [slow.apply_async((f"low {n}", 0), priority=9) for n in range(3)]
@@ -130,10 +135,10 @@ def test_a_high_priority_job_overtakes_queued_low_priority_ones(redis_url):
     forget_ledger(app)
 
 
-def test_a_broker_that_fails_gets_503_and_leaves_no_entry(redis_url):
+def test_a_broker_that_fails_gets_503_and_leaves_no_entry(redis_database):
     app = create_app(
         "testing",
-        REDIS_URL=f"{redis_url}/12",
+        REDIS_URL=redis_database(),
         CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
     )
     forget_ledger(app)

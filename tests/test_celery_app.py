@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import config_value
+from support import config_value
 
 from my_app.celery_app import SubmitOnlyRedisBackend
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 from celery.signals import after_task_publish, before_task_publish
-from conftest import forget_ledger, wait_for_state, wait_until, worker_process
+from support import forget_ledger, wait_for_state, wait_until, worker_process
 
 from my_app import create_app
 
@@ -42,13 +42,14 @@ def types_of(events, task_id):
 
 
 @pytest.fixture(scope="module")
-def monitored(redis_url):
-    """The app and a worker with TASK_EVENTS on, as where a monitor watches, on db 13:
-    producers send task-sent and workers send task events."""
-    app = create_app("testing", REDIS_URL=f"{redis_url}/13", TASK_EVENTS=True)
+def monitored(redis_database):
+    """The app and a worker with TASK_EVENTS on, as where a monitor watches: producers
+    send task-sent and workers send task events."""
+    database_url = redis_database()
+    app = create_app("testing", REDIS_URL=database_url, TASK_EVENTS=True)
     # Prefork, the default pool: with the threads pool, task-started never arrived in two
     # CI runs out of five (cause not found; the other events did arrive).
-    with worker_process(f"{redis_url}/13", "--concurrency=2", env={"TASK_EVENTS": "true"}):
+    with worker_process(database_url, "--concurrency=2", env={"TASK_EVENTS": "true"}):
         # A first job end to end: the worker's event connection is up before a test listens.
         client = app.test_client()
         warm_up = client.post("/api/tasks/slow", json={"name": "warm-up", "seconds": 0})
@@ -100,17 +101,18 @@ def test_publish_signals_fire_for_api_submissions(idle_app):
     assert published == [("before", task["id"]), ("after", task["id"])]
 
 
-def test_events_are_off_by_default_and_a_monitor_turns_the_workers_on(redis_url):
+def test_events_are_off_by_default_and_a_monitor_turns_the_workers_on(redis_database):
     """Nobody watching, nobody pays: no event is published for a job; a monitor's
     ``enable_events`` broadcast (what Flower sends when it starts) turns the worker's on.
 
     Fails with ``TASK_EVENTS = True`` in Config (task-sent arrives), or with a worker that
     ignores the broadcast (nothing arrives after it).
     """
-    app = create_app("testing", REDIS_URL=f"{redis_url}/14")
+    database_url = redis_database()
+    app = create_app("testing", REDIS_URL=database_url)
     celery_app = app.extensions["celery"]
     client = app.test_client()
-    with worker_process(f"{redis_url}/14", "--concurrency=1", "--pool=solo"):
+    with worker_process(database_url, "--concurrency=1", "--pool=solo"):
         with captured_events(celery_app) as events:
             quiet = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 0})
             wait_for_state(client, quiet.get_json()["links"]["self"], {"SUCCESS"}, 60)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import wait_until
+from support import wait_until
 
 from devservers.embedded_redis import find_redis_server, free_port, is_answering
 

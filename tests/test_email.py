@@ -8,7 +8,7 @@ from email import message_from_bytes, policy
 import pytest
 from aiosmtpd.controller import Controller
 from celery.signals import task_postrun
-from conftest import RecordingSmtpHandler, wait_for_state
+from support import RecordingSmtpHandler, wait_for_state
 
 from my_app.jobs.email import (
     PermanentEmailError,

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from conftest import wait_until, worker_process
+import pytest
+from support import wait_until, worker_process
 
 from devservers.embedded_redis import free_port
 from my_app import create_app
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
 
 
 def test_healthz_answers_without_any_dependency():
@@ -25,10 +32,10 @@ def test_readyz_is_ready_when_redis_the_broker_and_a_consumer_per_queue_answer(c
     assert {"default", "heavy"} <= queues
 
 
-def test_readyz_names_the_queue_no_worker_consumes(redis_url):
-    app = create_app("testing", REDIS_URL=f"{redis_url}/6")
+def test_readyz_names_the_queue_no_worker_consumes(database_url):
+    app = create_app("testing", REDIS_URL=database_url)
     client = app.test_client()
-    with worker_process(f"{redis_url}/6", "--queues=default", "--pool=threads"):
+    with worker_process(database_url, "--queues=default", "--pool=threads"):
         body = wait_until(lambda: (b := client.get("/readyz").get_json())["checks"][
             "consumers"]["workers"] and b)  # fmt: skip
         assert client.get("/readyz").status_code == 503

@@ -8,9 +8,15 @@ import socket
 import psutil
 import pytest
 from celery import Celery
-from conftest import forget_ledger, wait_for_state, worker_process
+from support import forget_ledger, wait_for_state, worker_process
 
 from my_app import create_app
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +27,22 @@ def stalling_smtp_server():
 
 
 @pytest.fixture(scope="module")
-def prefork_worker(redis_url, stalling_smtp_server):
-    """``celery worker --pool=prefork --concurrency=1`` on database 3.
+def prefork_worker(database_url, stalling_smtp_server):
+    """``celery worker --pool=prefork --concurrency=1`` on a database of its own.
 
     Its slow job has no soft limit of its own (each test's message brings its limits);
     its email job gives up after a second, sending to a server that never answers.
     """
     limits = '{"slow": {"hard": 3720}, "email": {"soft": 1, "hard": 30}}'
     with worker_process(
-        f"{redis_url}/3", "--pool=prefork", "--concurrency=1", "--queues=default,heavy",
+        database_url, "--pool=prefork", "--concurrency=1", "--queues=default,heavy",
         env={"FLASK_TASK_TIME_LIMITS": limits, "MAIL_PORT": str(stalling_smtp_server)},
     ) as worker:  # fmt: skip
         yield worker
 
 
-def submitter(redis_url, **limits):
-    app = create_app("testing", REDIS_URL=f"{redis_url}/3", TASK_TIME_LIMITS={"slow": limits})
+def submitter(database_url, **limits):
+    app = create_app("testing", REDIS_URL=database_url, TASK_TIME_LIMITS={"slow": limits})
     forget_ledger(app)
     return app.test_client()
 
@@ -47,16 +53,16 @@ def submit_slow(client, seconds):
     ]
 
 
-def test_a_soft_time_limit_ends_the_job_failed_and_cleaned_up(redis_url, prefork_worker):
-    client = submitter(redis_url, soft=1.5, hard=30)
+def test_a_soft_time_limit_ends_the_job_failed_and_cleaned_up(database_url, prefork_worker):
+    client = submitter(database_url, soft=1.5, hard=30)
     url = submit_slow(client, seconds=10)
     task = wait_for_state(client, url, {"FAILURE"}, timeout=60)
     assert task["error"] == {"type": "JobTimeLimitExceeded", "message": "time limit exceeded"}
     assert task["progress"]["current"] < 3
 
 
-def test_a_hard_time_limit_kills_the_job_and_the_worker_keeps_serving(redis_url, prefork_worker):
-    client = submitter(redis_url, hard=1.5)
+def test_a_hard_time_limit_kills_the_job_and_the_worker_keeps_serving(database_url, prefork_worker):
+    client = submitter(database_url, hard=1.5)
     url = submit_slow(client, seconds=10)
     task = wait_for_state(client, url, {"FAILURE"}, timeout=60)
     assert task["error"]["type"] == "TimeLimitExceeded"
@@ -65,8 +71,8 @@ def test_a_hard_time_limit_kills_the_job_and_the_worker_keeps_serving(redis_url,
     assert after["result"] == "Task completed for Ada!"
 
 
-def test_a_job_whose_process_dies_is_requeued_and_completes(redis_url, prefork_worker):
-    client = submitter(redis_url)
+def test_a_job_whose_process_dies_is_requeued_and_completes(database_url, prefork_worker):
+    client = submitter(database_url)
     url = submit_slow(client, seconds=3)
     wait_for_state(client, url, {"PROGRESS"}, timeout=60)
     first_attempt = client.get(url).get_json()
@@ -80,11 +86,11 @@ def test_a_job_whose_process_dies_is_requeued_and_completes(redis_url, prefork_w
 
 
 def test_a_task_from_another_service_is_recorded_and_limited_by_the_worker(
-    redis_url, prefork_worker
+    database_url, prefork_worker
 ):
-    client = submitter(redis_url)
+    client = submitter(database_url)
     # A producer that knows nothing of this service: no ledger entry, no time limits.
-    other_service = Celery("billing", broker=f"{redis_url}/3", backend=f"{redis_url}/3")
+    other_service = Celery("billing", broker=database_url, backend=database_url)
     result = other_service.send_task(
         "my_app.tasks.email_task",
         kwargs={"to": ["ada@example.com"], "subject": "Invoice", "text": "Attached."},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import requests
-from conftest import wait_until, web_process, worker_process
+from support import wait_until, web_process, worker_process
 
 
 def json_lines(path) -> list[dict]:

@@ -8,11 +8,17 @@ import sys
 
 import pytest
 import requests
-from conftest import ADMIN, ALICE, ROOT, answers, explode, wait_for_state, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from support import ADMIN, ALICE, ROOT, answers, explode, wait_for_state, wait_until
 
 from devservers.embedded_redis import free_port
 from my_app import create_app
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -61,9 +67,9 @@ def test_the_oldest_waiting_job_ages_while_no_worker_takes_it(idle_app):
     assert found[("queue_depth", (("queue", "heavy"),))] >= 1
 
 
-def test_metrics_need_an_admin_key_or_the_token(redis_url):
+def test_metrics_need_an_admin_key_or_the_token(database_url):
     app = create_app(
-        "testing", REDIS_URL=f"{redis_url}/1", API_KEYS="alice:alice-secret,root:root-secret:admin",
+        "testing", REDIS_URL=database_url, API_KEYS="alice:alice-secret,root:root-secret:admin",
         METRICS_TOKEN="scrape-token",
     )  # fmt: skip
     client = app.test_client()
@@ -75,9 +81,9 @@ def test_metrics_need_an_admin_key_or_the_token(redis_url):
 
 
 @pytest.mark.timeout(120)
-def test_several_gunicorn_workers_count_their_requests_together(redis_url, tmp_path):
+def test_several_gunicorn_workers_count_their_requests_together(database_url, tmp_path):
     port = free_port()
-    env = {**os.environ, "REDIS_URL": f"{redis_url}/1", "APP_CONFIG": "testing",
+    env = {**os.environ, "REDIS_URL": database_url, "APP_CONFIG": "testing",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}  # fmt: skip
     server = subprocess.Popen(
         # Each worker is replaced after 5 requests: 30 requests meet at least six workers,

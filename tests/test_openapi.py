@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ALICE, purge_queues, serving, wait_until
 from openapi_spec_validator import validate
+from support import ALICE, purge_queues, scaled, serving, wait_until
 
 from my_app.status import read_tasks
 
@@ -102,7 +102,8 @@ def run_schemathesis(live_server: str, tmp_path: Path) -> subprocess.CompletedPr
             "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
             "run", f"{live_server}/api/openapi.json",
             "--header", f"Authorization: {ALICE['Authorization']}",
-            "--max-examples", "10", "--max-time", "60", "--request-timeout", "5",
+            "--max-examples", "10", "--max-time", str(scaled(60, minimum=20)),
+            "--request-timeout", "5",
             "--seed", "1", "--generation-database", "none",
             "--wait-for-schema", "10", "--no-color",
         ],

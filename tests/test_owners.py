@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
-from conftest import ADMIN, ALICE, BOB, serving, wait_for_state
 from playwright.sync_api import expect
+from support import ADMIN, ALICE, BOB, serving, wait_for_state
 
 from my_app.tasks import slow_task
 

@@ -12,7 +12,7 @@ import uuid
 
 import requests
 from celery import chain, group
-from conftest import ROOT, flower_process, wait_for_state
+from support import ROOT, flower_process, wait_for_state
 
 from my_app.tasks import slow_task
 

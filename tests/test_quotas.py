@@ -5,22 +5,29 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import API_KEYS, forget_ledger, purge_queues
+from support import API_KEYS, forget_ledger, purge_queues
 
 from my_app import create_app
 from my_app.store.keys import task_key
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
+
 
 EMAIL = {"to": ["ada@example.com"], "subject": "Hi", "text": "Hello"}
 
 
 @pytest.fixture
-def quota_app(redis_url):
-    """A keyed app nobody's worker consumes (database 1), with small quotas; each test's
+def quota_app(database_url):
+    """A keyed app nobody's worker consumes (a database of its own), with small quotas; each test's
     owners are new, so the per-minute counts start at zero."""
     suffix = uuid.uuid4().hex[:8]
     keys = API_KEYS.replace("alice:", f"alice{suffix}:").replace("bob:", f"bob{suffix}:")
     app = create_app(
-        "testing", REDIS_URL=f"{redis_url}/1", API_KEYS=keys,
+        "testing", REDIS_URL=database_url, API_KEYS=keys,
         SUBMIT_RATE_LIMIT=0, MAX_ACTIVE_JOBS=0, MAX_INPUT_BYTES=2000, MAX_JOB_SECONDS=60,
     )  # fmt: skip
     yield app

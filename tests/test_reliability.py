@@ -17,12 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 import requests
-from conftest import (
+from support import (
     ROOT,
     RedisProcess,
     answers,
     every_task,
     require_binary,
+    scaled,
     wait_until,
     web_process,
     worker_process,
@@ -143,7 +144,9 @@ def test_sigterm_lets_the_running_job_finish_and_queued_ones_wait(redis_process)
 def test_a_redis_restart_keeps_200_queued_jobs(redis_process):
     url = f"{redis_process.url}/0"
     with web_process(url) as web:
-        accepted = {submit_slow(web, 0, name=f"job {n}")["id"] for n in range(200)}
+        accepted = {
+            submit_slow(web, 0, name=f"job {n}")["id"] for n in range(scaled(200, minimum=50))
+        }
         redis_process.restart()  # SIGTERM: the AOF has every write
         with worker_process(url, "--concurrency=4", "--pool=threads"):
             wait_until(
@@ -214,6 +217,7 @@ def post_slow(web: str, n: int) -> requests.Response:
 @pytest.mark.timeout(420)
 def test_5000_concurrent_submissions_each_run_exactly_once(redis_process):
     url = f"{redis_process.url}/0"
+    per_client = scaled(625, minimum=100)  # 8 clients: 5000 at TEST_SCALE=1
     with web_process(url) as web, worker_process(url, "--concurrency=8", "--pool=threads"):
 
         def submit_many(client_number: int) -> list[str]:
@@ -224,12 +228,12 @@ def test_5000_concurrent_submissions_each_run_exactly_once(redis_process):
                         json={"name": f"c{client_number}-{n}", "seconds": 0},
                         timeout=60,
                     ).json()["id"]
-                    for n in range(625)
+                    for n in range(per_client)
                 ]
 
         with ThreadPoolExecutor(8) as pool:
             ids = [task_id for batch in pool.map(submit_many, range(8)) for task_id in batch]
-        assert len(set(ids)) == 5000
+        assert len(set(ids)) == 8 * per_client
 
         def all_done() -> list[dict] | None:
             tasks = every_task(web)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from conftest import wait_for_state
 from pypdf import PdfReader
+from support import wait_for_state
 
 from my_app.jobs.report import render_report, unsupported_characters
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import explode, wait_for_state
+from support import explode, wait_for_state
 
 
 def test_run_task_answers_202_with_a_status_url(client):

@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import ROOT, RedisProcess, every_task, wait_until, web_process, worker_process
+from support import ROOT, RedisProcess, every_task, scaled, wait_until, web_process, worker_process
 
 from devservers.embedded_redis import redis_command
 
 
 @pytest.mark.timeout(300)
 def test_two_named_workers_share_500_jobs_and_none_runs_twice(redis_process):
+    """500 jobs at TEST_SCALE=1 (at least 50)."""
     url = f"{redis_process.url}/0"
     with (
         web_process(url) as web,
@@ -34,7 +35,7 @@ def test_two_named_workers_share_500_jobs_and_none_runs_twice(redis_process):
             return requests.post(f"{web}/api/tasks/slow", json=job, timeout=30).json()["id"]
 
         with ThreadPoolExecutor(4) as pool:
-            ids = list(pool.map(submit, range(500)))
+            ids = list(pool.map(submit, range(scaled(500, minimum=50))))
 
         def all_succeeded() -> list[dict] | None:
             tasks = every_task(web)

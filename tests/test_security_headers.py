@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from conftest import serving
 from playwright.sync_api import expect
+from support import serving
 
 from my_app import create_app
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
 
 
 @pytest.mark.parametrize(
@@ -30,9 +36,9 @@ def test_errors_and_401s_carry_them_too(keyed_app):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
-def test_production_sends_hsts_over_https_only(monkeypatch, redis_url):
+def test_production_sends_hsts_over_https_only(monkeypatch, database_url):
     monkeypatch.setenv("SECRET_KEY", "a-long-random-production-secret")
-    client = create_app("production", REDIS_URL=f"{redis_url}/1").test_client()
+    client = create_app("production", REDIS_URL=database_url).test_client()
     secure = client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
     assert "Strict-Transport-Security" not in client.get("/healthz").headers

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from conftest import RedisProcess, wait_until, web_process, worker_process
 from redis.sentinel import Sentinel
+from support import RedisProcess, wait_until, web_process, worker_process
 
 from devservers.embedded_redis import find_redis_server, free_port, is_answering
 

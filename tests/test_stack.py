@@ -11,10 +11,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+import pytest
 import requests
-from conftest import answers, open_stream, streams_held, wait_until
+from support import answers, open_stream, streams_held, wait_until
 
 from devservers.embedded_redis import free_port
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,10 +104,12 @@ def make(target: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Pop
         output.close()
 
 
-def test_make_serve_and_make_worker_take_their_settings_from_the_environment(tmp_path, redis_url):
+def test_make_serve_and_make_worker_take_their_settings_from_the_environment(
+    tmp_path, database_url
+):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": f"{redis_url}/5",
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": database_url,
            "APP_CONFIG": "testing"}  # fmt: skip
     worker_env = {
         **env, "WORKER_NAME": "named@%h", "WORKER_QUEUES": "default,heavy",
@@ -125,10 +135,10 @@ def test_make_serve_and_make_worker_take_their_settings_from_the_environment(tmp
     assert "concurrency: 3 (thread)" in worker_log
 
 
-def test_make_serve_holds_many_open_pages_and_lets_go_of_closed_ones(tmp_path, redis_url):
+def test_make_serve_holds_many_open_pages_and_lets_go_of_closed_ones(tmp_path, database_url):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": f"{redis_url}/5",
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": database_url,
            "APP_CONFIG": "testing", "FLASK_EVENTS_HEARTBEAT_SECONDS": "300"}  # fmt: skip
     with make("serve", env, tmp_path / "serve.log") as serve:
         wait_until(lambda: answers(f"{base}/healthz"), timeout=60, interval=0.3)
@@ -147,9 +157,9 @@ def test_make_serve_holds_many_open_pages_and_lets_go_of_closed_ones(tmp_path, r
     assert "Using worker: gevent" in (tmp_path / "serve.log").read_text()
 
 
-def test_make_flower_needs_basic_auth_outside_development(tmp_path, redis_url):
+def test_make_flower_needs_basic_auth_outside_development(tmp_path, database_url):
     env = {"APP_CONFIG": "production", "SECRET_KEY": "a-long-random-production-secret",
-           "REDIS_URL": f"{redis_url}/5"}  # fmt: skip
+           "REDIS_URL": database_url}  # fmt: skip
     refused = subprocess.run(["make", "flower"], cwd=ROOT, env={**os.environ, **env},
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert refused.returncode != 0

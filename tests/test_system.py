@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import wait_until
+from support import wait_until
 
 
 def test_queues_and_workers_are_listed_with_what_they_run(client):

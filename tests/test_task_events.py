@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import requests
-from conftest import open_stream, serving, wait_until
+from support import open_stream, serving, wait_until
 
 from my_app.store.keys import owner_channel
 

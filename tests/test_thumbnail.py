@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import wait_for_state
 from PIL import Image
+from support import wait_for_state
 
 from my_app.jobs.thumbnail import (
     InvalidImage,

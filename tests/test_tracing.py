@@ -11,27 +11,34 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, forget_ledger, wait_for_state, wait_until
 from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from support import ROOT, forget_ledger, wait_for_state, wait_until
 
 from my_app import create_app
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
+
 
 EXPORTER = InMemorySpanExporter()
 
 
 @pytest.fixture
-def traced(redis_url, tmp_path):
-    """A traced app on database 7 and a traced worker process; yields the app and the
+def traced(database_url, tmp_path):
+    """A traced app on a database of its own and a traced worker process; yields the app and the
     file of the worker's spans."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
     trace.set_tracer_provider(provider)
-    url = f"{redis_url}/7"
+    url = database_url
     app = create_app("testing", REDIS_URL=url, OTEL_ENABLED=True)
     spans_file = tmp_path / "worker-spans.jsonl"
     env = {**os.environ, "REDIS_URL": url, "APP_CONFIG": "testing", "OTEL_ENABLED": "1",

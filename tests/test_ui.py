@@ -8,25 +8,32 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import serving, wait_until, worker_process
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
 from pypdf import PdfReader
+from support import serving, wait_until, worker_process
 
 from my_app import create_app
 from my_app.tasks import slow_task
+
+
+@pytest.fixture(scope="module")
+def database_url(redis_database):
+    """A database of this module's own on the session's Redis."""
+    return redis_database()
+
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 
 
 @pytest.fixture(scope="module")
-def ui_app(redis_url):
-    """The app on a database of its own (4)."""
-    return create_app("testing", REDIS_URL=f"{redis_url}/4")
+def ui_app(database_url):
+    """The app on a database of its own."""
+    return create_app("testing", REDIS_URL=database_url)
 
 
 @pytest.fixture(scope="module")
-def ui_server(redis_url, ui_app):
+def ui_server(database_url, ui_app):
     """The app served, with a worker process of its own.
 
     Jobs that earlier tests left queued or cancelled cannot delay what the browser waits for.
@@ -34,7 +41,7 @@ def ui_server(redis_url, ui_app):
     app = ui_app
     with (
         worker_process(
-            f"{redis_url}/4", "--pool=threads", "--concurrency=4", "--queues=default,heavy"
+            database_url, "--pool=threads", "--concurrency=4", "--queues=default,heavy"
         ),
         serving(app) as base_url,
     ):

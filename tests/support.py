@@ -1,4 +1,7 @@
-"""Shared fixtures: a private Redis, the app bound to it, a real Celery worker, clients."""
+"""The suite's pytest plugin (``-p support`` in setup.cfg): a private Redis and the
+databases it hands out, the app bound to it, a real Celery worker, RabbitMQ, Chromium,
+clients, and the helpers tests share. Tests are marked by the real parts their fixtures
+start (``pytest -m "not browser"``, ``-m worker``, ...)."""
 
 from __future__ import annotations
 
@@ -56,6 +59,38 @@ def flaky(self: Task, failures: int) -> int:
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: How much of each volume test's load to run: ``make test`` runs a fraction
+#: (TEST_SCALE=0.2), ``.ci/run`` the whole (TEST_SCALE=1).
+SCALE = float(os.environ.get("TEST_SCALE", "1"))
+
+
+def scaled(count: int, minimum: int = 1) -> int:
+    """``count`` scaled by TEST_SCALE, never below ``minimum``."""
+    return max(minimum, round(count * SCALE))
+
+
+#: Markers, from the fixtures a test uses: the real parts it starts or talks to.
+MARKERS_BY_FIXTURE = {
+    "redis_url": "redis",
+    "redis_database": "redis",
+    "redis_process": "redis",
+    "celery_worker": "worker",
+    "browser": "browser",
+    "rabbitmq_url": "rabbitmq",
+    "other_machine": "netns",
+    "five_machines": "netns",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the real parts its fixtures (and theirs) start."""
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            marker = MARKERS_BY_FIXTURE.get(fixture)
+            if marker and not item.get_closest_marker(marker):
+                item.add_marker(marker)
+
+
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
@@ -69,18 +104,42 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30, interval: floa
         time.sleep(interval)
 
 
+#: Databases of the session's Redis: 0 is the session worker's, 1 the idle app's; the
+#: rest are handed out by ``redis_database``, one per test that asks.
+DATABASES = 64
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private redis-server on a free port, found the way ``make redis`` finds it."""
     port = free_port()
     data_dir = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(redis_command(port, data_dir, log_file=data_dir / "redis.log"))
+    command = redis_command(port, data_dir, log_file=data_dir / "redis.log")
+    server = subprocess.Popen([*command, "--databases", str(DATABASES)])
     try:
         wait_until(lambda: is_answering("127.0.0.1", port), timeout=10)
         yield f"redis://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _free_databases() -> Iterator[int]:
+    return iter(range(2, DATABASES))
+
+
+@pytest.fixture(scope="session")
+def redis_database(redis_url: str, _free_databases: Iterator[int]) -> Callable[[], str]:
+    """Hands out databases of the session's Redis that no other test uses: each call
+    returns the URL of a new one."""
+
+    def new_database() -> str:
+        number = next(_free_databases, None)
+        assert number is not None, f"more than {DATABASES - 2} databases asked for"
+        return f"{redis_url}/{number}"
+
+    return new_database
 
 
 class RedisProcess:
