@@ -211,7 +211,9 @@ def received(request: Any, **_: Any) -> None:
         queue=queue, retry_of=headers.get(RETRY_OF_HEADER),
     )  # fmt: skip
     entry.update(worker=request.hostname, received_at=utc_now())
-    ledger.record_queued(entry, datetime.fromisoformat(entry["submitted_at"]).timestamp())
+    submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
+    if not ledger.record_queued(entry, submitted):  # its producer recorded it meanwhile
+        ledger.record_received(request.id, worker=request.hostname, queue=queue)
 
 
 # Started, progress, outcome, artifacts: called from the task body (my_app.worker.job_run).

@@ -6,7 +6,7 @@ from support import wait_until
 
 
 def test_queues_and_workers_are_listed_with_what_they_run(client):
-    task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 12}).get_json()
+    task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 60}).get_json()
     try:
 
         def running_it():
