@@ -56,6 +56,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	ruff check .
+	ruff format --check .
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .ruff_cache

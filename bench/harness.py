@@ -112,9 +112,7 @@ def answers(base: str) -> bool:
 
 
 @contextmanager
-def celery_worker(
-    module: str, redis_url: str, queues: str, **env: str
-) -> Iterator[psutil.Process]:
+def celery_worker(module: str, redis_url: str, queues: str, **env: str) -> Iterator[psutil.Process]:
     """A prefork worker, concurrency 2, in its own process, ``env`` added to the
     environment; ready when it yields its process."""
     log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])

@@ -109,4 +109,3 @@ def run_schemathesis(live_server: str, tmp_path: Path) -> subprocess.CompletedPr
         ],
         capture_output=True, text=True, cwd=tmp_path, timeout=500,
     )  # fmt: skip
-

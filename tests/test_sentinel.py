@@ -47,6 +47,7 @@ class SentinelProcess:
 
 def run_job(web: str, name: str) -> dict:
     """Queue a job over HTTP (retrying while the service says 503) and wait for its end."""
+
     def accepted() -> dict | None:
         answer = requests.post(f"{web}/api/tasks/slow", json={"name": name, "seconds": 0},
                                timeout=10)  # fmt: skip

@@ -27,9 +27,7 @@ def read_events(response: requests.Response) -> list[dict]:
 
 def test_events_arrive_in_order_and_the_stream_closes_after_success(live_server):
     task = submit_slow(live_server, seconds=3)
-    with requests.get(
-        live_server + task["links"]["events"], stream=True, timeout=30
-    ) as response:
+    with requests.get(live_server + task["links"]["events"], stream=True, timeout=30) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         assert response.headers["Cache-Control"] == "no-cache"

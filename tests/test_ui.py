@@ -40,9 +40,7 @@ def ui_server(database_url, ui_app):
     """
     app = ui_app
     with (
-        worker_process(
-            database_url, "--pool=threads", "--concurrency=4", "--queues=default,heavy"
-        ),
+        worker_process(database_url, "--pool=threads", "--concurrency=4", "--queues=default,heavy"),
         serving(app) as base_url,
     ):
         yield base_url
