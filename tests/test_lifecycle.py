@@ -1,0 +1,168 @@
+"""A task's life (my_app.lifecycle): a terminal state is final whoever stores after it,
+one malformed task breaks no read, each queue gets only its own messages, and a worker
+that stops cleanly stops counting at once."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import forget_ledger, wait_for_state, wait_until, worker_process
+
+from my_app import create_app
+from my_app.records import TaskRecord, TaskState, decode_record, may_follow
+from my_app.store.broker_queues import waiting_messages
+from my_app.tasks import slow_task
+
+
+def test_a_terminal_state_is_followed_by_nothing():
+    """The transition table: fails if a terminal state lists a successor."""
+    for final in (TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED):
+        for later in TaskState:
+            assert may_follow(final, later) == (later == final)
+    assert may_follow(TaskState.QUEUED, TaskState.STARTED)
+    assert may_follow(TaskState.PROGRESS, TaskState.SUCCESS)
+    assert may_follow(None, TaskState.FAILURE)
+
+
+def test_celery_s_own_revoke_of_a_running_job_is_final(app, client, live_server):
+    """Flower's Revoke button, or ``AsyncResult(id).revoke()``, on a running job: it stays
+    REVOKED (never PROGRESS, never SUCCESS), stops at its next step, is listed only under
+    REVOKED, and its event stream ends at REVOKED.
+
+    Fails with the guard in ``LedgerRedisBackend.store_result`` removed (SUCCESS replaces
+    REVOKED), or without the cancel flag the FINISHED script sets on REVOKED (the job runs
+    to the end: its progress keeps moving).
+    """
+    seconds = 8
+    task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": seconds}).get_json()
+    url = task["links"]["self"]
+    wait_for_state(client, url, {"PROGRESS"})
+    stream = requests.get(f"{live_server}{task['links']['events']}", stream=True, timeout=30)
+    app.extensions["celery"].AsyncResult(task["id"]).revoke()
+    revoked = wait_for_state(client, url, {"REVOKED"}, timeout=10)
+    states = [
+        json.loads(line.removeprefix("data: "))["state"]
+        for line in stream.iter_lines(decode_unicode=True)
+        if line.startswith("data: ")
+    ]
+    assert states[-1] == "REVOKED" and "SUCCESS" not in states
+    # For as long as the job would have run, and a little more, it stays REVOKED.
+    deadline = time.monotonic() + seconds * app.config["SLOW_JOB_STEP_SECONDS"] + 2
+    while time.monotonic() < deadline:
+        assert client.get(url).get_json()["state"] == "REVOKED"
+        time.sleep(0.2)
+    last = client.get(url).get_json()
+    assert last["progress"]["current"] <= revoked["progress"]["current"] + 1
+    listed = {t["id"] for t in client.get("/api/tasks?state=REVOKED&page_size=100").get_json()}
+    succeeded = {t["id"] for t in client.get("/api/tasks?state=SUCCESS&page_size=100").get_json()}
+    assert task["id"] in listed and task["id"] not in succeeded
+
+
+def test_a_task_with_mistyped_arguments_breaks_no_read(app, client, live_server):
+    """A task queued by another producer with arguments of the wrong type (its progress
+    total a string) fails on its own; every read that touches it answers.
+
+    Fails when ``decode_record`` trusts stored progress (``with_percent`` raises TypeError:
+    every read answers 500).
+    """
+    with app.app_context():
+        result = slow_task.delay("x", "notanint")
+    url = f"/api/tasks/{result.id}"
+    task = wait_for_state(client, url, {"FAILURE"})
+    assert task["error"]["type"] == "TypeError"
+    assert client.get(f"/status/{result.id}").status_code == 200
+    for listing in ("/api/tasks", "/api/tasks?state=FAILURE", "/api/tasks?kind=slow"):
+        answer = client.get(listing)
+        assert answer.status_code == 200, listing
+        assert result.id in {t["id"] for t in answer.get_json()}, listing
+    assert client.delete(url).status_code == 409  # finished: nothing to cancel
+    assert client.post(f"{url}/retry").status_code == 202
+    stream = requests.get(f"{live_server}{url}/events", timeout=10)
+    assert stream.status_code == 200 and '"state":"FAILURE"' in stream.text
+    assert client.get(f"/tasks/{result.id}").status_code == 200
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.dictionaries(
+        st.sampled_from(
+            [
+                "id",
+                "kind",
+                "owner",
+                "inputs",
+                "args",
+                "progress",
+                "attempts",
+                "final",
+                "task",
+                "submitted_at",
+                "started_at",
+                "retry_at",
+                "finished_at",
+                "artifact:a.pdf",
+                "queue",
+            ]
+        ),  # fmt: skip
+        st.text(max_size=30) | st.sampled_from(['{"current": "3", "total": 0}', "[1]", "{}"]),
+    ),
+    meta=st.none()
+    | st.fixed_dictionaries(
+        {
+            "status": st.sampled_from([*TaskState.__members__, "PENDING", "?"]),
+            "result": st.none()
+            | st.integers()
+            | st.text(max_size=10)
+            | st.dictionaries(st.sampled_from(["current", "total", "message"]), st.integers()),
+        }
+    ),
+)
+def test_the_decoder_reads_whatever_is_stored(raw, meta):
+    """Any hash and any result meta decode to a record or to None, never an exception.
+
+    Fails when any field's fallback is removed (hypothesis finds the value that raises).
+    """
+    record = decode_record(raw, meta)
+    assert record is None or isinstance(record, TaskRecord)
+    if record is not None:
+        assert isinstance(record.as_dict(), dict)
+
+
+def test_a_message_routed_to_default_reaches_default_only(idle_app):
+    """A task published to the ``default`` exchange with routing key ``default`` lands in
+    the ``default`` queue only, so it runs once.
+
+    Fails with ``Queue(name)`` declared without its own exchange and routing key: both
+    queues are bound to ``default`` by ``default``, and ``heavy`` gets a copy.
+    """
+    celery_app = idle_app.extensions["celery"]
+    with celery_app.connection_for_write() as connection:
+        for queue in celery_app.amqp.queues.values():
+            queue.bind(connection.default_channel).declare()
+    before = waiting_messages(celery_app, ["default", "heavy"])
+    with idle_app.app_context():
+        slow_task.apply_async(("Ada", 0), exchange="default", routing_key="default")
+    after = waiting_messages(celery_app, ["default", "heavy"])
+    assert after["default"] == before["default"] + 1
+    assert after["heavy"] == before["heavy"]
+
+
+def test_a_worker_that_stops_cleanly_no_longer_counts_as_a_consumer(redis_database):
+    """``/readyz`` says "not ready" as soon as the last worker has shut down warmly, not
+    when its heartbeat (30 s) runs out.
+
+    Fails without ``LeaseRenewal.shutdown`` (readyz stays 200 for up to 30 s).
+    """
+    database_url = redis_database()
+    app = create_app("testing", REDIS_URL=database_url)
+    client = app.test_client()
+    with worker_process(database_url, "--pool=solo"):
+        wait_until(lambda: client.get("/readyz").status_code == 200, timeout=60)
+    stopped = time.monotonic()
+    wait_until(lambda: client.get("/readyz").status_code == 503, timeout=10)
+    assert time.monotonic() - stopped < 10
+    forget_ledger(app)
