@@ -74,7 +74,3 @@ class Heartbeats:
             except (ValueError, KeyError, TypeError):
                 continue  # not a heartbeat this version wrote: not alive
         return workers
-
-    def consumed_queues(self, workers: dict[str, dict[str, Any]]) -> set[str]:
-        """The queues that some live worker in ``workers`` consumes."""
-        return {queue for beat in workers.values() for queue in beat.get("queues", ())}
