@@ -107,7 +107,7 @@ def test_a_task_with_mistyped_arguments_breaks_no_read(app, client, live_server)
                 "artifact:a.pdf",
                 "queue",
             ]
-        ),  # fmt: skip
+        ),
         st.text(max_size=30) | st.sampled_from(['{"current": "3", "total": 0}', "[1]", "{}"]),
     ),
     meta=st.none()
