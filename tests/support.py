@@ -549,3 +549,35 @@ def wait_for_state(client: FlaskClient, url: str, states: set[str], timeout: flo
         return body if state in states else None
 
     return wait_until(reached, timeout=timeout)
+
+
+#: The states an accepted task ends in.
+TERMINAL_STATES = {"SUCCESS", "FAILURE", "REVOKED", "LOST"}
+
+
+def task_record(web: str, task_id: str) -> dict:
+    """The task's record, read over HTTP from the service at ``web``."""
+    return requests.get(f"{web}/api/tasks/{task_id}", timeout=10).json()
+
+
+def wait_for_task(web: str, task_id: str, states: set[str], timeout: float = 60) -> dict:
+    """Read the task over HTTP until its state is one of ``states``; a refused read
+    (a server restarting) is read again."""
+
+    def reached():
+        try:
+            task = task_record(web, task_id)
+        except requests.RequestException:
+            return None
+        return task if task.get("state") in states else None
+
+    return wait_until(reached, timeout=timeout, interval=0.2)
+
+
+def submit_slow_job(web: str, seconds: int, name: str = "Ada") -> dict:
+    """Queue a slow job over HTTP; its record (asserting the 202)."""
+    response = requests.post(
+        f"{web}/api/tasks/slow", json={"name": name, "seconds": seconds}, timeout=10
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
