@@ -385,17 +385,17 @@ def seed_failures(url: str, count: int) -> None:
 
 def write_failures(url: str, count: int) -> None:
     """The body of ``seed_failures``."""
-    from my_app import create_app
-    from my_app.store import ledger
+    from my_app import create_app, lifecycle
 
     app = create_app("testing", REDIS_URL=url, RESULT_EXPIRES=3600)
     client, backend = app.extensions["redis"], app.extensions["celery"].backend
+    celery_app, ledger = app.extensions["celery"], app.extensions["ledger"]
     for n in range(count):
-        entry = ledger.new_entry(
-            f"seeded-{n:07d}", kind="slow", task_name="my_app.tasks.slow_task",
-            owner="public", queue="default", inputs={"name": "seed", "seconds": 0},
+        entry = lifecycle.new_entry(
+            celery_app, "my_app.tasks.slow_task", f"seeded-{n:07d}", (),
+            {"name": "seed", "seconds": 0}, owner="public", queue="default",
         )  # fmt: skip
-        ledger.record_submission(client, entry, 3600)
+        ledger.record_queued(entry, time.time())
         backend.mark_as_failure(entry["id"], RuntimeError("seeded"))
     # Measure the steady state: not while Redis rewrites its append-only file.
     wait_for(lambda: not client.info("persistence")["aof_rewrite_in_progress"], timeout=120)

@@ -12,10 +12,13 @@ from support import ADMIN, ALICE, BOB, serving, wait_for_state
 from my_app.tasks import slow_task
 
 
-def feed_events(client, headers, seconds: float) -> str:
-    """What the owner feed sends ``headers``' caller in ``seconds`` (heartbeats included)."""
+def feed_events(client, headers, seconds: float, opened: threading.Event | None = None) -> str:
+    """What the owner feed sends ``headers``' caller in ``seconds`` (heartbeats included);
+    ``opened`` is set once the feed listens (it subscribes before it answers)."""
     response = client.get("/api/tasks/events", headers=headers, buffered=False)
     assert response.status_code == 200
+    if opened is not None:
+        opened.set()
     received, deadline = [], time.monotonic() + seconds
     for chunk in response.response:
         received.append(chunk.decode() if isinstance(chunk, bytes) else chunk)
@@ -69,9 +72,10 @@ def test_tasks_queued_outside_the_api_belong_to_the_default_owner(keyed_app):
 def test_feeds_carry_only_the_callers_tasks_and_everything_to_an_admin(keyed_app):
     client = keyed_app.test_client()
     seen: dict[str, str] = {}
+    opened = {name: threading.Event() for name in ("alice", "bob", "root")}
 
     def follow(name, headers):
-        seen[name] = feed_events(keyed_app.test_client(), headers, seconds=3)
+        seen[name] = feed_events(keyed_app.test_client(), headers, 3, opened[name])
 
     followers = [
         threading.Thread(target=follow, args=(name, headers))
@@ -79,7 +83,8 @@ def test_feeds_carry_only_the_callers_tasks_and_everything_to_an_admin(keyed_app
     ]
     for follower in followers:
         follower.start()
-    time.sleep(1)  # the feeds are open
+    for feed in opened.values():
+        assert feed.wait(timeout=10)
     task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 0}, headers=ALICE).json
     for follower in followers:
         follower.join(timeout=15)
