@@ -60,14 +60,20 @@ def result_meta(ledger: Ledger, payload: bytes | None) -> dict[str, Any] | None:
 
 
 def updated(record: TaskRecord, payload: bytes) -> TaskRecord:
-    """A followed task after a message on its result channel: progress within PROGRESS
-    needs no read; any other change reads the task again."""
-    meta = result_meta(ledger_of(), payload)
-    if meta is not None and meta.get("status") == record.state == TaskState.PROGRESS:
+    """A followed task after a message on its result channel, as that message says (so a
+    stream shows every step, however late it reads): progress within PROGRESS needs no
+    read; a change of state reads the entry again (its start, last progress, artifacts)."""
+    ledger = ledger_of()
+    meta = result_meta(ledger, payload)
+    if meta is None:
+        return record
+    if meta.get("status") == record.state == TaskState.PROGRESS:
         progress = progress_report(meta.get("result"))
         if progress is not None:
             return replace(record, progress=with_percent(progress, TaskState.PROGRESS))
-    return read_task(record.id) or record
+    raw, workers = ledger.read_entry(record.id)
+    fresh = decode_record(raw, meta)
+    return with_warnings([fresh], workers)[0] if fresh is not None else record
 
 
 def checked_for_lost(ledger: Ledger, records: list[TaskRecord]) -> list[TaskRecord]:
