@@ -62,7 +62,8 @@ def result_meta(ledger: Ledger, payload: bytes | None) -> dict[str, Any] | None:
 def updated(record: TaskRecord, payload: bytes) -> TaskRecord:
     """A followed task after a message on its result channel, as that message says (so a
     stream shows every step, however late it reads): progress within PROGRESS needs no
-    read; a change of state reads the entry again (its start, last progress, artifacts)."""
+    read; a change of state reads the entry again (its start, last progress, artifacts).
+    A running or finished task needs no warning about waiting, so no heartbeat is read."""
     ledger = ledger_of()
     meta = result_meta(ledger, payload)
     if meta is None:
@@ -71,9 +72,8 @@ def updated(record: TaskRecord, payload: bytes) -> TaskRecord:
         progress = progress_report(meta.get("result"))
         if progress is not None:
             return replace(record, progress=with_percent(progress, TaskState.PROGRESS))
-    raw, workers = ledger.read_entry(record.id)
-    fresh = decode_record(raw, meta)
-    return with_warnings([fresh], workers)[0] if fresh is not None else record
+    fresh = decode_record(ledger.read_entry(record.id), meta)
+    return fresh if fresh is not None else record
 
 
 def checked_for_lost(ledger: Ledger, records: list[TaskRecord]) -> list[TaskRecord]:

@@ -296,14 +296,9 @@ class Ledger:
         workers = self.heartbeats.decode(replies[-1])
         return list(zip(replies[:-1], payloads, strict=True)), workers
 
-    def read_entry(self, task_id: str) -> tuple[dict[str, str], dict]:
-        """One task's raw entry and the workers' heartbeats, in one round trip (for a
-        result that arrived on its channel)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(task_key(task_id))
-        self.heartbeats.read_in(pipe)
-        entry, beats = pipe.execute()
-        return entry, self.heartbeats.decode(beats)
+    def read_entry(self, task_id: str) -> dict[str, str]:
+        """One task's raw entry (for a result that arrived on its channel)."""
+        return self.client.hgetall(task_key(task_id))
 
     def owner_of(self, task_id: str) -> str | None:
         """The owner of a task, if the ledger knows it."""
