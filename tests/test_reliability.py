@@ -102,6 +102,20 @@ def post_slow(web: str, n: int) -> requests.Response:
     return requests.post(f"{web}/api/tasks/slow", json={"name": f"p{n}", "seconds": 0}, timeout=60)
 
 
+def settled(web: str) -> bool:
+    """Whether no message waits in any queue and every task the service lists has ended
+    (False while the service cannot say)."""
+    try:
+        system = requests.get(f"{web}/api/system", timeout=10)
+        if system.status_code != 200:
+            return False
+        if any(queue["depth"] for queue in system.json()["queues"]):
+            return False
+        return all(task["state"] in TERMINAL_STATES for task in every_task(web))
+    except (requests.RequestException, ValueError):
+        return False
+
+
 @pytest.mark.timeout(240)
 def test_a_paused_redis_never_gets_a_false_nothing_was_queued(redis_process):
     url = f"{redis_process.url}/0"
@@ -121,7 +135,11 @@ def test_a_paused_redis_never_gets_a_false_nothing_was_queued(redis_process):
         }
         for answer in answers:
             assert answer.status_code in (202, 503), answer.text
-        time.sleep(5)  # anything the broker took runs meanwhile
+        # Anything the broker took runs meanwhile: wait until nothing waits and every
+        # recorded task has ended. (With the queue depths asked on a pooled broker
+        # connection, /api/system and every read that checks for LOST failed for good
+        # after the pause: this wait then never ended.)
+        wait_until(lambda: settled(web), timeout=90, interval=0.5)
         ran = {t["id"] for t in every_task(web) if t["state"] == "SUCCESS" and t["attempts"]}
         assert ran - known <= set(), "a job ran that its client was told was not queued"
         assert worker.poll() is None

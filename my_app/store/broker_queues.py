@@ -20,7 +20,10 @@ from . import job_metrics
 def waiting_messages(celery_app: Celery, queue_names: Iterable[str]) -> dict[str, int]:
     """How many messages wait in each queue (0 for a queue the broker does not have)."""
     depths = {}
-    with celery_app.connection_or_acquire() as connection:
+    # A connection of its own, not one from Celery's producer pool: after Redis paused or
+    # restarted, a pooled connection can be left without its transport, and every ask
+    # would fail on it (kombu: 'NoneType' ... '_used_channel_ids') until the process ends.
+    with celery_app.connection_for_read() as connection:
         for name in queue_names:
             # A channel of its own: a missing queue closes an AMQP channel.
             with connection.channel() as channel:
