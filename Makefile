@@ -61,7 +61,7 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .ruff_cache
 
-bench: $(STAMP)  ## this service against the baseline app, full run (~12 min)
+bench: $(STAMP)  ## this service against the baseline app, full run (~18 min)
 	python -m bench.run
 
 bench-quick: $(STAMP)  ## the same figures, shorter (~3 min)
