@@ -17,14 +17,19 @@ from .keys import JOB_COUNTERS, runtime_key, waiting_key
 
 #: Upper bounds, in seconds, of the run-time histogram's buckets.
 RUNTIME_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, math.inf)
-#: The counted events; a job's end is counted by the ledger's FINISHED script, which
-#: names them the same way ("succeeded", "failed", "revoked").
 EVENTS = ("queued", "succeeded", "failed", "revoked", "retried")
+#: The event that counts a job's end in each final state.
+FINAL_EVENTS = {"SUCCESS": "succeeded", "FAILURE": "failed", "REVOKED": "revoked"}
+
+
+def counter_field(event: str, kind: str) -> str:
+    """The field of JOB_COUNTERS that counts ``event`` for ``kind`` ("succeeded:email")."""
+    return f"{event}:{kind}"
 
 
 def count_retried(pipe: redis.client.Pipeline, kind: str) -> None:
     """Count a retry (a transient failure, tried again later)."""
-    pipe.hincrby(JOB_COUNTERS, f"retried:{kind}", 1)
+    pipe.hincrby(JOB_COUNTERS, counter_field("retried", kind), 1)
 
 
 def read_counters(client: redis.Redis) -> dict[tuple[str, str], int]:

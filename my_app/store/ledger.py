@@ -26,10 +26,10 @@ from .keys import (
     ALL_SUBMITTED_CHANNEL,
     ALL_TASKS,
     JOB_COUNTERS,
-    PREFIX,
     owner_active_key,
     owner_channel,
     owner_key,
+    runtime_key,
     state_key,
     task_key,
     waiting_key,
@@ -91,35 +91,40 @@ return 0
 # A task's end, filed once: the first final state wins (a later one is refused), and the
 # task moves from its owner's active set to its final state's indexes, counted. REVOKED
 # also sets the cancel flag, so a running job stops at its next step whoever revoked it.
-# KEYS: the entry, everyone's index. ARGV: state, finished_at, expires, now (epoch),
-# last progress (JSON or ""), prefix, the counters' key, the buckets (comma-separated).
+# Keys that depend on what the entry holds come as templates from keys.py, with SLOT
+# where the owner, queue or kind goes. KEYS: the entry, everyone's index, everyone's
+# index of this state, everyone's active tasks, the counters. ARGV: state, finished_at,
+# expires, now (epoch), last progress (JSON or ""), the owner's state index, the owner's
+# active set, the queue's waiting set, the runtime histogram (templates), the counter
+# field (template), the histogram's bounds (comma-separated).
 # Returns the state filed before, "" when this call filed it, or "?" for an unknown task.
 FINISHED = """
-local entry = redis.call('HMGET', KEYS[1], 'kind', 'owner', 'final', 'started', 'queue')
-local kind, owner, final, started, queue = entry[1], entry[2], entry[3], entry[4], entry[5]
+local function fill(template, value)
+  local at = string.find(template, ARGV[11], 1, true)
+  return string.sub(template, 1, at - 1) .. value .. string.sub(template, at + #ARGV[11])
+end
+local entry = redis.call('HMGET', KEYS[1], 'id', 'kind', 'owner', 'final', 'started', 'queue')
+local id, kind, owner, final, started, queue = unpack(entry, 1, 6)
 if not kind then return '?' end
 if final then return final end
 local state, expires, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'final', state, 'finished_at', ARGV[2])
 if state == 'REVOKED' then redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end
-local submitted = redis.call('ZSCORE', KEYS[2], redis.call('HGET', KEYS[1], 'id')) or now
-local prefix, id = ARGV[6], redis.call('HGET', KEYS[1], 'id')
-for _, index in ipairs({prefix .. 'owner:' .. owner .. ':state:' .. state,
-                        prefix .. 'tasks:state:' .. state}) do
+local submitted = redis.call('ZSCORE', KEYS[2], id) or now
+for _, index in ipairs({fill(ARGV[6], owner), KEYS[3]}) do
   redis.call('ZADD', index, submitted, id)
   redis.call('ZREMRANGEBYSCORE', index, '-inf', submitted - expires)
   redis.call('EXPIRE', index, expires)
 end
-redis.call('SREM', prefix .. 'owner:' .. owner .. ':active', id)
-redis.call('ZREM', prefix .. 'tasks:active', id)
-if queue then redis.call('ZREM', prefix .. 'queue:' .. queue .. ':waiting', id) end
-local events = {SUCCESS = 'succeeded', FAILURE = 'failed', REVOKED = 'revoked'}
-redis.call('HINCRBY', ARGV[7], events[state] .. ':' .. kind, 1)
+redis.call('SREM', fill(ARGV[7], owner), id)
+redis.call('ZREM', KEYS[4], id)
+if queue then redis.call('ZREM', fill(ARGV[8], queue), id) end
+redis.call('HINCRBY', KEYS[5], fill(ARGV[10], kind), 1)
 if started then
   local runtime = math.max(0, now - tonumber(started))
-  local histogram = prefix .. 'metrics:runtime:' .. kind
-  for bound in string.gmatch(ARGV[8], '[^,]+') do
+  local histogram = fill(ARGV[9], kind)
+  for bound in string.gmatch(ARGV[12], '[^,]+') do
     if bound == 'inf' or runtime <= tonumber(bound) then
       redis.call('HINCRBY', histogram, 'le:' .. bound, 1)
       break
@@ -130,6 +135,9 @@ if started then
 end
 return ''
 """
+
+#: Where a key template (keys.py's own function, given SLOT) takes the owner, queue or kind.
+SLOT = "\x00"
 
 
 def utc_now() -> str:
@@ -183,7 +191,8 @@ class Ledger:
                 owner_active_key(owner), waiting_key(entry.get("queue", "")), JOB_COUNTERS,
                 owner_channel(owner), ALL_SUBMITTED_CHANNEL,
             ],
-            args=[self.expires, submitted, task_id, f"queued:{entry['kind']}",
+            args=[self.expires, submitted, task_id,
+                  job_metrics.counter_field("queued", entry["kind"]),
                   "1" if announce_here else "0", *fields],
         )  # fmt: skip
         if recorded and not announce_here:
@@ -224,10 +233,13 @@ class Ledger:
         ledger does not know the task."""
         args = [
             state, utc_now(), self.expires, time.time(),
-            json.dumps(progress) if progress else "", PREFIX, JOB_COUNTERS,
-            ",".join(str(bound) for bound in job_metrics.RUNTIME_BUCKETS),
+            json.dumps(progress) if progress else "",
+            state_key(SLOT, state), owner_active_key(SLOT), waiting_key(SLOT),
+            runtime_key(SLOT), job_metrics.counter_field(job_metrics.FINAL_EVENTS[state], SLOT),
+            SLOT, ",".join(str(bound) for bound in job_metrics.RUNTIME_BUCKETS),
         ]  # fmt: skip
-        before = self._finished(keys=[task_key(task_id), ALL_TASKS], args=args)
+        keys = [task_key(task_id), ALL_TASKS, state_key(None, state), ALL_ACTIVE, JOB_COUNTERS]
+        before = self._finished(keys=keys, args=args)
         return before if before and before != "?" else None
 
     def request_cancel(self, task_id: str, owner: str) -> None:
