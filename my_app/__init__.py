@@ -59,7 +59,6 @@ def register_extensions(app: Flask) -> None:
     from .extensions import NoSessions, api, limiter, redis_client
     from .live.fanout import Fanout
     from .ops import logs, metrics, security_headers, tracing
-    from .store.ledger import Ledger
     from .store.redis_connections import limiter_storage_uri
 
     # First: a request id for every log line, then a request without a valid key is
@@ -69,12 +68,8 @@ def register_extensions(app: Flask) -> None:
     auth.init_app(app)
     if not app.extensions["api_keys"]:
         app.session_interface = NoSessions()  # nobody signs in: no cookie to sign
-    redis_client.init_app(app)
     celery_app = celery_init_app(app)
-    app.extensions["ledger"] = Ledger(
-        app.extensions["redis"], app.extensions["redis_binary"],
-        app.config["RESULT_EXPIRES"], celery_app.backend,
-    )  # fmt: skip
+    redis_client.init_app(app)
     app.extensions["fanout"] = Fanout(celery_app.backend)  # one subscription per process
     app.config.setdefault(
         "RATELIMIT_STORAGE_URI",

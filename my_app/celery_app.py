@@ -12,6 +12,7 @@ from kombu import Exchange, Queue
 from .store.redis_connections import SENTINEL_SCHEME, is_sentinel
 from .store.results import SubmitOnlyRedisBackend
 from .worker.leases import LeaseRenewal
+from .worker.outages import result_retry_policy
 
 __all__ = ["SubmitOnlyRedisBackend", "celery_init_app", "celery_settings"]
 
@@ -48,6 +49,12 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
         settings["broker_transport_options"] = {
             **service, **settings.get("broker_transport_options", {})
         }  # fmt: skip
+    # A worker's result (progress, the final state) waits out a Redis outage
+    # (my_app.worker.outages); the web stores none, so only workers wait.
+    settings["result_backend_transport_options"] = {
+        "retry_policy": result_retry_policy(config["REDIS_OUTAGE_GRACE_SECONDS"]),
+        **settings.get("result_backend_transport_options", {}),
+    }
     backend_class = "LedgerRedisBackend"
     if is_sentinel(backend_url):
         backend_class = "LedgerSentinelBackend"

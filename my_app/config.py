@@ -86,11 +86,19 @@ class Config:
     #: moment it is queued. Off by default: each event is a publish, and nobody listens.
     #: Flower turns the workers' events on by itself; task-sent needs this on.
     TASK_EVENTS = False
+    #: Each worker puts back, every third of the visibility timeout, the messages whose
+    #: worker died (my_app.worker.leases). Off, kombu's own sweep does it about every
+    #: 100 s: only for the test that shows the difference.
+    RESTORE_SWEEP = True
     #: Seconds a task may sit QUEUED, unseen by any worker, before the API checks that its
     #: message is still in its queue (a purged or lost message shows as LOST).
     LOST_CHECK_AFTER_SECONDS = 10.0
     # Seconds a task's result, ledger entry and artifacts are kept after submission.
     RESULT_EXPIRES = 24 * 3600
+    #: Seconds a worker waits for Redis to come back before a Redis call fails (and
+    #: with it the running job): progress, cancel checks, results, heartbeats. The web
+    #: answers 503 at once meanwhile (my_app.worker.outages).
+    REDIS_OUTAGE_GRACE_SECONDS = 60.0
     # Seconds a client connecting to Redis waits before the API answers 503.
     REDIS_CONNECT_TIMEOUT = 1.0
     REDIS_SOCKET_TIMEOUT = 5.0
@@ -166,12 +174,10 @@ class Config:
         # A message a worker holds (late-acked, or fetched ahead) becomes visible to other
         # workers this many seconds after its worker last renewed it: each worker renews
         # what it holds every third of it (my_app.worker.leases), so a dead worker's jobs
-        # run again within about 40 s while a living worker's long jobs never run twice.
-        # Every worker sweeps for such messages each unacked_restore_interval seconds.
+        # run again within about 40 s while a living worker's long jobs never run twice
+        # (every worker sweeps for them on each renewal: RESTORE_SWEEP).
         "broker_transport_options": {
             "visibility_timeout": 30,
-            "unacked_restore_interval": 5,
-            "unacked_restore_throttle": 1,
             "socket_connect_timeout": 1.0,
             "socket_timeout": 5.0,
             "retry_on_timeout": True,

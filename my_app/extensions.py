@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from flask import Flask, Request, Response, current_app
 from flask.sessions import SessionInterface, SessionMixin
@@ -9,9 +11,11 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api
 from flask_talisman import Talisman
+from redis.retry import Retry
 
 from .auth import current_caller
 from .store import redis_connections
+from .store.ledger import Ledger
 
 api = Api()
 
@@ -46,22 +50,26 @@ class NoSessions(SessionInterface):
 
 
 class RedisClient:
-    """The app's clients of the Redis at ``REDIS_URL`` (ledger, artifacts, uploads).
+    """The app's clients of the Redis at ``REDIS_URL`` (ledger, artifacts, uploads), and
+    the ledger built on them (``app.extensions["ledger"]``).
 
     ``client`` answers text (the ledger, idempotency keys); ``binary`` answers bytes
     (artifacts and uploads). Celery keeps its own connections for the broker and results.
     """
 
-    def init_app(self, app: Flask) -> None:
-        """Create the app's pools; connecting waits for the first command.
+    def init_app(self, app: Flask, retry: Retry | None = None) -> None:
+        """Create the app's pools and its ledger; connecting waits for the first command.
 
         Each pool holds at most ``REDIS_MAX_CONNECTIONS`` connections, and a request that
         finds them all busy waits for one (up to ``REDIS_SOCKET_TIMEOUT``, then 503)
         instead of opening more: a thousand event streams reading at once share a few
         connections, so a web process's connections stay bounded however busy it is.
         ``REDIS_URL`` may name Redis Sentinels instead (my_app.store.redis_connections).
+        Without ``retry`` a command fails at the first connection error (the web's 503);
+        a worker passes one (my_app.worker.outages), given to every connection.
         """
         for extension, decode_responses in (("redis", True), ("redis_binary", False)):
+            options: dict[str, Any] = {"retry": retry} if retry is not None else {}
             app.extensions[extension] = redis_connections.redis_client(
                 app.config["REDIS_URL"],
                 app.config["REDIS_SENTINEL_SERVICE"],
@@ -72,7 +80,12 @@ class RedisClient:
                 health_check_interval=30,
                 decode_responses=decode_responses,
                 client_name=f"my_app-{extension}",
+                **options,
             )
+        app.extensions["ledger"] = Ledger(
+            app.extensions["redis"], app.extensions["redis_binary"],
+            app.config["RESULT_EXPIRES"], app.extensions["celery"].backend,
+        )  # fmt: skip
 
     @property
     def client(self) -> redis.Redis:

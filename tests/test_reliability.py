@@ -52,6 +52,34 @@ def test_a_redis_restart_during_a_job_leaves_the_worker_up(redis_process):
         assert worker.poll() is None
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("outage", ["stopped", "paused"])
+def test_running_jobs_ride_out_a_redis_outage_of_several_seconds(redis_process, outage):
+    """Redis is stopped (connections refused) or paused (SIGSTOP: nothing answers) for
+    6 s while three jobs report progress every half second: each waits and ends SUCCESS,
+    run once, and the worker stays up.
+
+    Fails with REDIS_OUTAGE_GRACE_SECONDS=0 (no retry on the worker's clients): the jobs
+    end FAILURE with a ConnectionError or TimeoutError from their progress report."""
+    url = f"{redis_process.url}/0"
+    with worker_process(url, "--concurrency=3") as worker, web_process(url) as web:
+        tasks = [submit_slow_job(web, 10, name=f"job {n}") for n in range(3)]
+        for task in tasks:
+            wait_for_task(web, task["id"], {"PROGRESS"}, timeout=30)
+        if outage == "stopped":
+            redis_process.stop()
+            time.sleep(6)
+            redis_process.start()
+        else:
+            redis_process.pause()
+            time.sleep(6)
+            redis_process.resume()
+        finished = [wait_for_task(web, t["id"], TERMINAL_STATES, timeout=120) for t in tasks]
+        assert [(t["state"], t.get("error")) for t in finished] == [("SUCCESS", None)] * 3
+        assert [t["attempts"] for t in finished] == [1] * 3
+        assert worker.poll() is None, "the worker exited"
+
+
 @pytest.mark.timeout(300)
 def test_a_redis_restart_keeps_200_queued_jobs(redis_process):
     url = f"{redis_process.url}/0"
