@@ -12,7 +12,7 @@ from kombu import Exchange, Queue
 from .store.redis_connections import SENTINEL_SCHEME, is_sentinel
 from .store.results import SubmitOnlyRedisBackend
 from .worker.leases import LeaseRenewal
-from .worker.outages import result_retry_policy
+from .worker.outages import result_backend_retries
 
 __all__ = ["SubmitOnlyRedisBackend", "celery_init_app", "celery_settings"]
 
@@ -49,12 +49,13 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
         settings["broker_transport_options"] = {
             **service, **settings.get("broker_transport_options", {})
         }  # fmt: skip
-    # A worker's result (progress, the final state) waits out a Redis outage
-    # (my_app.worker.outages); the web stores none, so only workers wait.
-    settings["result_backend_transport_options"] = {
-        "retry_policy": result_retry_policy(config["REDIS_OUTAGE_GRACE_SECONDS"]),
-        **settings.get("result_backend_transport_options", {}),
-    }
+    # A worker's result (progress, the final state) waits out a Redis outage or a full
+    # Redis (my_app.worker.outages); the web stores none, so only workers wait.
+    for name, value in result_backend_retries(config["REDIS_OUTAGE_GRACE_SECONDS"]).items():
+        if isinstance(value, dict):  # transport options: the configured ones win
+            settings[name] = {**value, **settings.get(name, {})}
+        else:
+            settings.setdefault(name, value)
     backend_class = "LedgerRedisBackend"
     if is_sentinel(backend_url):
         backend_class = "LedgerSentinelBackend"
@@ -85,6 +86,10 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings.setdefault("task_send_sent_event", config["TASK_EVENTS"])
     settings.setdefault("worker_send_task_events", config["TASK_EVENTS"])
     settings.setdefault("task_annotations", [TimeLimitsByKind(config["TASK_TIME_LIMITS"])])
+    # A full Redis answers writes with an error reply (a kombu channel error), which
+    # Celery would take for unrecoverable and exit on: the consumer restarts instead and
+    # waits for room (docs/scaling.md, "A full Redis").
+    settings.setdefault("broker_channel_error_retry", True)
     return settings
 
 

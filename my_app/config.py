@@ -95,6 +95,10 @@ class Config:
     LOST_CHECK_AFTER_SECONDS = 10.0
     # Seconds a task's result, ledger entry and artifacts are kept after submission.
     RESULT_EXPIRES = 24 * 3600
+    #: Percent of Redis's maxmemory kept for the jobs already accepted: with less free,
+    #: submissions answer 503 "storage is full" and /readyz is 503 (my_app.store.capacity).
+    #: Redis must run with maxmemory-policy noeviction.
+    STORAGE_HEADROOM_PERCENT = 10.0
     #: Seconds a worker waits for Redis to come back before a Redis call fails (and
     #: with it the running job): progress, cancel checks, results, heartbeats. The web
     #: answers 503 at once meanwhile (my_app.worker.outages).

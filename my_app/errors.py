@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, url_for
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import (
     BadRequest,
@@ -15,10 +16,13 @@ from werkzeug.exceptions import (
 )
 
 from .extensions import api
+from .store.capacity import StorageFull, is_out_of_memory
 from .store.idempotency import IdempotencyConflict
 from .submission import InputsTooLarge, PublishUnconfirmed
 
 RETRY_AFTER_SECONDS = 5
+#: Room is made as results expire or jobs finish: longer than an outage.
+STORAGE_FULL_RETRY_AFTER_SECONDS = 30
 
 
 def http_error(error: HTTPException) -> tuple[dict, int, dict]:
@@ -42,13 +46,27 @@ def json_error(
 
 
 def queue_unavailable(error: Exception) -> tuple[dict, int, dict]:
-    """Answer 503 when Redis or the broker cannot be reached."""
+    """Answer 503 when Redis or the broker cannot be reached (or is full)."""
+    if is_out_of_memory(error):
+        return storage_full(error)
     current_app.logger.warning("Redis or the broker is unavailable: %s", error)
     return json_error(
         ServiceUnavailable(),
         "The task queue is unavailable right now (Redis or the broker did not answer); "
         "nothing was queued. Try again shortly.",
         {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def storage_full(error: Exception) -> tuple[dict, int, dict]:
+    """Answer 503 when Redis has no room for new work (``StorageFull``, or Redis itself
+    refusing a write: OOM)."""
+    current_app.logger.warning("Redis is full: %s", error)
+    detail = str(error) if isinstance(error, StorageFull) else "Redis refused a write (OOM)"
+    return json_error(
+        ServiceUnavailable(),
+        f"Storage is full: {detail}. Nothing was queued; try again later.",
+        {"Retry-After": str(STORAGE_FULL_RETRY_AFTER_SECONDS)},
     )
 
 
@@ -90,6 +108,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
     for error in (RedisConnectionError, RedisTimeoutError, OperationalError):
         app.register_error_handler(error, queue_unavailable)
+    for error in (StorageFull, OutOfMemoryError):
+        app.register_error_handler(error, storage_full)
     app.register_error_handler(IdempotencyConflict, idempotency_conflict)
     app.register_error_handler(PublishUnconfirmed, publish_unconfirmed)
     app.register_error_handler(InputsTooLarge, inputs_too_large)

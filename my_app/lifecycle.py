@@ -58,6 +58,7 @@ from celery import Celery, Task
 from celery.backends.redis import SentinelBackend
 from celery.signals import after_task_publish, before_task_publish, task_received
 from flask import Flask, g, has_request_context
+from redis.exceptions import OutOfMemoryError
 
 from .records import STORED_FINAL_STATES, TaskState, encode_inputs, may_follow
 from .store import artifacts
@@ -296,6 +297,11 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
             ):
                 return result
         return super().store_result(task_id, result, state, *args, **kwargs)
+
+    def exception_safe_to_retry(self, exc: Exception) -> bool:
+        """Retry (``result_backend_always_retry``) a lost connection, as Celery does, and
+        a full Redis too: results expiring and jobs finishing make room."""
+        return super().exception_safe_to_retry(exc) or isinstance(exc, OutOfMemoryError)
 
 
 def filed_state(ledger: Ledger, task_id: str) -> TaskState | None:

@@ -74,7 +74,8 @@ def submit_job(
     An ``idempotency_key`` seen before with the same task and inputs returns the earlier
     task instead; a key that is claimed but whose publish fails is released. Inputs that
     the ledger would store in more than ``max_input_bytes`` raise ``InputsTooLarge``
-    before anything is written.
+    before anything is written; a Redis nearly full (``STORAGE_HEADROOM_PERCENT``)
+    raises ``StorageFull``.
     """
     celery_app = current_app.extensions["celery"]
     task = celery_app.tasks[task_name]
@@ -87,7 +88,9 @@ def submit_job(
         stored = len(entry["inputs"].encode()) + len(entry.get("args", "").encode())
         if stored > max_input_bytes:
             raise InputsTooLarge(stored, max_input_bytes)
-    client = ledger_of().client
+    ledger = ledger_of()
+    ledger.memory.check_room(current_app.config["STORAGE_HEADROOM_PERCENT"])
+    client = ledger.client
     if idempotency_key:
         fingerprint = idempotency.request_fingerprint(task_name, [args or [], inputs])
         earlier_id = idempotency.claim(

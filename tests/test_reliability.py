@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 from support import (
     ROOT,
@@ -78,6 +79,76 @@ def test_running_jobs_ride_out_a_redis_outage_of_several_seconds(redis_process, 
         assert [(t["state"], t.get("error")) for t in finished] == [("SUCCESS", None)] * 3
         assert [t["attempts"] for t in finished] == [1] * 3
         assert worker.poll() is None, "the worker exited"
+
+
+def fill_redis(client: redis.Redis, until_percent: float) -> list[str]:
+    """Write 512 KiB values until Redis uses ``until_percent`` of its maxmemory (100:
+    until it refuses a write); returns the keys written."""
+    written: list[str] = []
+    for n in range(400):  # 200 MiB at most
+        info = client.info("memory")
+        if info["used_memory"] >= info["maxmemory"] * until_percent / 100:
+            break
+        try:
+            client.set(f"filler:{n}", b"x" * 512 * 1024)
+        except redis.exceptions.OutOfMemoryError:
+            break
+        written.append(f"filler:{n}")
+    return written
+
+
+def post_when_refused(web: str, name: str) -> list[requests.Response] | None:
+    """POST a slow job; the response (in a list: an error Response is falsy) if it was
+    refused, else None."""
+    response = requests.post(f"{web}/api/tasks/slow", json={"name": name}, timeout=10)
+    return [response] if response.status_code != 202 else None
+
+
+@pytest.mark.timeout(240)
+def test_a_full_redis_refuses_new_jobs_with_503_and_finishes_the_accepted_ones(tmp_path):
+    """Redis with maxmemory 40 MB and noeviction, filled while four jobs run and two
+    wait: past 90 % submissions answer 503 "Storage is full" with Retry-After and
+    /readyz is 503 naming it; filled to the brim (Redis refusing writes), the same;
+    the worker never exits, and once room is made every accepted job ends SUCCESS.
+
+    Fails on the landed main: the submission answered 500 (OOM from a write) or 503
+    "did not answer", /readyz stayed 200, and the worker exited on kombu's OOM."""
+    server = RedisProcess(
+        tmp_path, options=("--maxmemory", "40mb", "--maxmemory-policy", "noeviction")
+    )
+    url = f"{server.url}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        with worker_process(url, "--concurrency=4") as worker, web_process(url) as web:
+            accepted = [submit_slow_job(web, 8, name=f"job {n}") for n in range(6)]
+            wait_for_task(web, accepted[0]["id"], {"PROGRESS"}, timeout=30)
+            filler = fill_redis(client, 93)
+            # The web reads Redis's memory at most once a second.
+            [refused] = wait_until(lambda: post_when_refused(web, "late"), timeout=10)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["message"].startswith("Storage is full")
+            assert refused.headers["Retry-After"]
+            ready = requests.get(f"{web}/readyz", timeout=10)
+            assert ready.status_code == 503
+            assert "storage is full" in ready.json()["message"]
+            filler += fill_redis(client, 100)
+            brim = requests.post(
+                f"{web}/api/tasks/slow", json={"name": "brim"}, timeout=10,
+                headers={"Idempotency-Key": "brim"},
+            )  # fmt: skip
+            assert brim.status_code == 503, brim.text
+            assert brim.json()["message"].startswith("Storage is full")
+            time.sleep(5)  # the running jobs' writes are refused meanwhile
+            assert worker.poll() is None, "the worker exited"
+            client.delete(*filler)
+            finished = [wait_for_task(web, t["id"], TERMINAL_STATES, timeout=120) for t in accepted]
+            assert [t["state"] for t in finished] == ["SUCCESS"] * 6
+            assert worker.poll() is None, "the worker exited"
+            after = wait_until(lambda: answers_202(web), timeout=30)
+            assert wait_for_task(web, after["id"], TERMINAL_STATES)["state"] == "SUCCESS"
+            assert requests.get(f"{web}/readyz", timeout=10).status_code == 200
+    finally:
+        server.stop()
 
 
 @pytest.mark.timeout(300)

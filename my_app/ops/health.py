@@ -2,8 +2,8 @@
 
 ``/healthz`` is liveness: the process answers, and no dependency is checked (a liveness
 probe that failed with Redis would restart every web process at once during a Redis
-outage). ``/readyz`` is readiness: Redis and the broker answer, and a live worker
-consumes each queue; each check says how long it took.
+outage). ``/readyz`` is readiness: Redis and the broker answer, Redis has room for new
+jobs, and a live worker consumes each queue; each check says how long it took.
 """
 
 from __future__ import annotations
@@ -46,6 +46,20 @@ def redis_check() -> str | None:
     return None
 
 
+def storage_check() -> str | None:
+    """Redis has room for new jobs, and evicts nothing (my_app.store.capacity)."""
+    reading = ledger_of().memory.read()
+    if reading.limit and reading.policy != "noeviction":
+        return (
+            f"storage: maxmemory-policy is {reading.policy}, which may evict queued jobs "
+            "and their records; set it to noeviction"
+        )
+    headroom = current_app.config["STORAGE_HEADROOM_PERCENT"]
+    if reading.full_at(headroom):
+        return f"storage is full: {reading.describe()} (new jobs need {headroom:g}% free)"
+    return None
+
+
 def broker_check() -> str | None:
     """The broker accepts a connection (one attempt, no retries)."""
     celery_app = current_app.extensions["celery"]
@@ -76,6 +90,7 @@ def readyz() -> tuple[dict[str, Any], int]:
     workers: dict[str, list[str]] = {}
     checks = {
         "redis": timed(redis_check),
+        "storage": timed(storage_check),
         "broker": timed(broker_check),
         "consumers": timed(consumers_check(workers)),
     }

@@ -20,6 +20,7 @@ from celery.backends.base import Backend
 from flask import Flask, current_app
 
 from . import job_metrics
+from .capacity import MemoryGauge
 from .heartbeats import Heartbeats
 from .keys import (
     ALL_ACTIVE,
@@ -157,6 +158,7 @@ class Ledger:
         self.expires = expires
         self.results = results
         self.heartbeats = Heartbeats(client)
+        self.memory = MemoryGauge(client)
         self._queued = client.register_script(QUEUED)
         self._received = client.register_script(RECEIVED)
         self._started = client.register_script(STARTED)

@@ -20,7 +20,7 @@ from typing import Any
 
 from celery.signals import worker_init
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, OutOfMemoryError, TimeoutError
 from redis.retry import Retry
 
 #: The longest pause between two attempts, in seconds.
@@ -37,7 +37,9 @@ def attempts_within(grace_seconds: float) -> int:
 #: What is retried: redis-py's connection errors and timeouts, and the socket's own
 #: errors, which a connection attempt raises before redis-py wraps them (a refused
 #: connection is an ``OSError`` inside redis-py's connect retry).
-RETRIED_ERRORS = (ConnectionError, TimeoutError, socket.timeout, OSError)
+#: A full Redis (OOM) is waited out the same way: jobs finishing and results expiring
+#: make room.
+RETRIED_ERRORS = (ConnectionError, TimeoutError, socket.timeout, OSError, OutOfMemoryError)
 
 
 def outage_retry(grace_seconds: float) -> Retry:
@@ -46,14 +48,20 @@ def outage_retry(grace_seconds: float) -> Retry:
     return Retry(backoff, retries=attempts_within(grace_seconds), supported_errors=RETRIED_ERRORS)
 
 
-def result_retry_policy(grace_seconds: float) -> dict[str, float]:
-    """Celery's Redis result backend ``retry_policy`` (kombu's ``retry_over_time``) for
-    ``grace_seconds``: how long storing progress or a final state waits for Redis."""
+def result_backend_retries(grace_seconds: float) -> dict[str, Any]:
+    """Celery settings under which storing a result (progress, a final state) waits for
+    Redis for about ``grace_seconds``: Celery's ``result_backend_always_retry`` loop, the
+    one that also retries what ``exception_safe_to_retry`` admits (a full Redis,
+    ``my_app.lifecycle.LedgerRedisBackend``). The Redis backend's own ``retry_policy``
+    loop is turned off, so the two do not multiply."""
     return {
-        "max_retries": attempts_within(grace_seconds),
-        "interval_start": 0,
-        "interval_step": BACKOFF_CAP_SECONDS / 4,
-        "interval_max": BACKOFF_CAP_SECONDS,
+        "result_backend_always_retry": True,
+        # Celery sleeps a random time up to the backoff (full jitter): half of it on
+        # average, so twice the attempts.
+        "result_backend_max_retries": 2 * attempts_within(grace_seconds),
+        "result_backend_base_sleep_between_retries_ms": int(BACKOFF_BASE_SECONDS * 1000),
+        "result_backend_max_sleep_between_retries_ms": int(BACKOFF_CAP_SECONDS * 1000),
+        "result_backend_transport_options": {"retry_policy": {"max_retries": 0}},
     }
 
 
