@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,dev]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,dev,flower]'
 	touch $(STAMP)
 
 up: $(STAMP)  ## Redis (unless one answers at REDIS_URL), the web server and a worker
@@ -38,9 +38,12 @@ worker: $(STAMP)  ## a worker: WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_POOL, W
 		--pool=$(WORKER_POOL) --hostname=$(WORKER_NAME) \
 		--prefetch-multiplier=$(WORKER_PREFETCH)
 
+# In development Flower's HTTP API (/api/*) answers without a login, as its pages do;
+# elsewhere Flower needs FLOWER_BASIC_AUTH, which covers its pages and its API.
 flower: $(STAMP)  ## Flower on FLOWER_PORT (5555); outside development only with FLOWER_BASIC_AUTH
 	@if [ "$${APP_CONFIG:-development}" != development ] && [ -z "$${FLOWER_BASIC_AUTH:-}" ]; then \
 		echo "make flower: set FLOWER_BASIC_AUTH=user:password outside development" >&2; exit 2; fi
+	if [ -z "$${FLOWER_BASIC_AUTH:-}" ]; then export FLOWER_UNAUTHENTICATED_API=true; fi; \
 	celery -A celery_worker flower --address=$(HOST) --port=$${FLOWER_PORT:-5555}
 
 redis: $(STAMP)  ## a private Redis at REDIS_URL, in the foreground

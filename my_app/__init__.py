@@ -8,13 +8,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import (
-    Config,
-    ProductionConfig,
-    check_production_settings,
-    config_class,
-    plain_env_overrides,
-)
+from .config import Config, ProductionConfig, config_class, plain_env_overrides
+from .settings import validate
 
 
 def create_app(config: str | type[Config] | None = None, **settings: Any) -> Flask:
@@ -22,7 +17,8 @@ def create_app(config: str | type[Config] | None = None, **settings: Any) -> Fla
 
     Settings come from the config class (by class, by name, or ``APP_CONFIG``), then the
     plain environment variables (``REDIS_URL``, ``SECRET_KEY``, ...) and every ``FLASK_*``
-    one, then ``settings``.
+    one, then ``settings``; then every setting is checked (my_app.settings), and one
+    ``SettingsError`` lists all that are wrong.
     """
     app = Flask(__name__)
     app.json.sort_keys = False  # keep records in their natural order
@@ -35,8 +31,7 @@ def create_app(config: str | type[Config] | None = None, **settings: Any) -> Fla
     app.config.update(plain_env_overrides())
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if issubclass(chosen, ProductionConfig):
-        check_production_settings(app.config)
+    app.config.update(validate(app.config, production=issubclass(chosen, ProductionConfig)))
     if app.config["TRUSTED_PROXIES"]:
         # X-Forwarded-For is believed only as far as the proxies we were told about.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))

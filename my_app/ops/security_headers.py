@@ -49,7 +49,7 @@ def init_app(app: Flask, *, production: bool) -> None:
         referrer_policy="strict-origin-when-cross-origin",
         strict_transport_security=production,
         session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
-        session_cookie_samesite="Strict",
+        session_cookie_samesite=app.config["SESSION_COOKIE_SAMESITE"],
         session_cookie_http_only=True,
         x_content_type_options=True,
         # Permissions-Policy: the pages use no camera, microphone, location or payments.

@@ -1,0 +1,1 @@
+"""The task API: jobs as documented resources under ``/api/tasks``."""

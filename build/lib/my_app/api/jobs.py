@@ -1,0 +1,172 @@
+"""Submitting jobs: one resource per kind, each answering 202 with the queued task."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from flask import Request, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema
+from webargs.flaskparser import FlaskParser
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import CombinedMultiDict, FileStorage
+
+from ..extensions import redis_client
+from ..jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
+from ..store import artifacts
+from ..tasks import email_task, report_task, slow_task, thumbnail_task
+from .limits import submission_limit
+from .quotas import check_job_seconds
+from .schemas import (
+    EmailJobSchema,
+    ErrorSchema,
+    IdempotencyHeadersSchema,
+    ReportJobSchema,
+    SlowJobSchema,
+    TaskSchema,
+    ThumbnailJobSchema,
+)
+from .tasks import accept
+
+
+class MultipartParser(FlaskParser):
+    """webargs' Flask parser plus a ``multipart`` location: form fields and files together."""
+
+    __location_map__ = dict(multipart="load_multipart", **FlaskParser.__location_map__)
+
+    def load_multipart(self, req: Request, schema: Schema) -> MultiDictProxy:
+        """Fields from the form and the uploaded files of a multipart/form-data body."""
+        return MultiDictProxy(CombinedMultiDict([req.form, req.files]), schema)
+
+
+class JobsBlueprint(Blueprint):
+    """A Blueprint whose views may take one multipart body of fields and files.
+
+    flask-smorest documents one request body per operation, so form fields and files
+    are read, and documented, as one schema: its documented ``ARGUMENTS_PARSER`` and
+    ``DEFAULT_LOCATION_CONTENT_TYPE_MAPPING`` hooks, nothing overridden.
+    """
+
+    ARGUMENTS_PARSER = MultipartParser()
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",
+    }
+
+
+blp = JobsBlueprint("jobs", __name__, url_prefix="/api/tasks", description="Submit jobs.")
+
+
+@blp.before_request
+def require_json_bodies() -> None:
+    """Refuse a body of the wrong type with 415, rather than reading it as missing fields."""
+    expected = "multipart/form-data" if request.endpoint == "jobs.ThumbnailJobs" else None
+    if request.content_length and request.mimetype != expected and not request.is_json:
+        abort(415, message="Send the request body as JSON (Content-Type: application/json).")
+
+
+def submission_doc(view: Any) -> Any:
+    """The answers every submission shares besides its 202, errors in the Error schema."""
+    view = blp.alt_response(
+        200, schema=TaskSchema, description="An Idempotency-Key replay: the task first created"
+    )(view)
+    for code, description in (
+        (401, "No valid API key"),
+        (403, "A cross-site request with the browser's cookie"),
+        (409, "Idempotency-Key reused with another body"),
+        (413, "The body, the image or the inputs to store are too large"),
+        (415, "The body is not of the expected type"),
+        (
+            429,
+            "Too many submissions this minute (see Retry-After and X-RateLimit-*), or too "
+            "many jobs queued or running at once",
+        ),
+        (503, "Redis or the broker is unreachable; nothing was queued"),
+    ):
+        view = blp.alt_response(code, schema=ErrorSchema, description=description)(view)
+    return view
+
+
+#: How a multipart body sends ``sizes``: one part per size (what generated clients send).
+SIZES_ENCODING = {"sizes": {"style": "form", "explode": True}}
+
+
+@blp.route("/slow")
+class SlowJobs(MethodView):
+    decorators = [submission_limit]
+
+    @blp.arguments(SlowJobSchema())
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.response(202, TaskSchema)
+    @submission_doc
+    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue the seed job: count seconds with progress, then greet a name"""
+        check_job_seconds(job["seconds"])
+        return accept(slow_task.name, job, headers)
+
+
+@blp.route("/email")
+class EmailJobs(MethodView):
+    decorators = [submission_limit]
+
+    @blp.arguments(EmailJobSchema())
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.response(202, TaskSchema)
+    @submission_doc
+    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue an email; transient SMTP failures are retried with backoff"""
+        return accept(email_task.name, job, headers)
+
+
+@blp.route("/report")
+class ReportJobs(MethodView):
+    decorators = [submission_limit]
+
+    @blp.arguments(ReportJobSchema())
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.response(202, TaskSchema)
+    @submission_doc
+    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue a PDF report; the PDF becomes the artifact report.pdf"""
+        return accept(report_task.name, job, headers)
+
+
+@blp.route("/thumbnail")
+class ThumbnailJobs(MethodView):
+    decorators = [submission_limit]
+
+    @blp.arguments(ThumbnailJobSchema(), location="multipart")
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.response(202, TaskSchema)
+    @blp.doc(requestBody={"content": {"multipart/form-data": {"encoding": SIZES_ENCODING}}})
+    @submission_doc
+    def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
+        image = read_image(form["file"])
+        upload_id = artifacts.save_upload(
+            redis_client.binary,
+            image,
+            upload_id=hashlib.sha256(image).hexdigest(),
+            expires=current_app.config["RESULT_EXPIRES"],
+            max_bytes=current_app.config["MAX_UPLOAD_BYTES"],
+        )
+        sizes = sorted(set(form["sizes"]))
+        inputs = {"upload_id": upload_id, "sizes": sizes, "format": form["format"]}
+        return accept(thumbnail_task.name, inputs, headers)
+
+
+def read_image(upload: FileStorage) -> bytes:
+    """The uploaded image's bytes, checked before anything is stored or queued."""
+    max_bytes = current_app.config["MAX_UPLOAD_BYTES"]
+    data = upload.stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        abort(413, message=f"The image is larger than {max_bytes} bytes.")
+    try:
+        check_image(data, current_app.config["MAX_IMAGE_PIXELS"])
+    except UnsupportedImage as error:
+        abort(415, message=str(error))
+    except InvalidImage as error:
+        abort(422, message=str(error), errors={"multipart": {"file": [str(error)]}})
+    return data

@@ -1,0 +1,282 @@
+"""Marshmallow schemas of the task API: what each job accepts and what a task looks like."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest.error_handler import ErrorSchema
+from flask_smorest.fields import Upload
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ..jobs.report import unsupported_characters
+from ..records import TaskState
+
+__all__ = ["ErrorSchema"]  # every error answer, as flask-smorest shapes it
+
+MAX_SECONDS = 3600
+# A report renders at about 50,000 characters a second: cap it at a few seconds' work.
+MAX_SECTION_CHARS = 20_000
+MAX_REPORT_CHARS = 200_000
+
+
+def timestamp(description: str | None = None, **kwargs: object) -> fields.String:
+    """An ISO 8601 UTC time, kept as the string the ledger and Celery store."""
+    metadata = {"format": "date-time"}
+    if description:
+        metadata["description"] = description
+    return fields.String(dump_only=True, metadata=metadata, **kwargs)
+
+
+class SlowJobSchema(Schema):
+    """The seed job: count ``seconds`` seconds, then greet ``name``."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    seconds = fields.Integer(load_default=10, strict=True, validate=validate.Range(0, MAX_SECONDS))
+
+
+class RunTaskQueryArgsSchema(Schema):
+    """Query arguments of ``/run-task/<name>``."""
+
+    seconds = fields.Integer(load_default=10, validate=validate.Range(0, MAX_SECONDS))
+
+
+class ProgressSchema(Schema):
+    """How far a task got."""
+
+    current = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    percent = fields.Integer(required=True)
+    message = fields.String()
+
+
+class TaskErrorSchema(Schema):
+    """Why a task failed or stopped (never a traceback)."""
+
+    type = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class TaskLinksSchema(Schema):
+    """Where to go next from a task."""
+
+    self = fields.String(required=True)
+    events = fields.String(required=True)
+    cancel = fields.String(required=True)
+    retry = fields.String(required=True)
+    retry_of = fields.String(allow_none=True)
+    artifacts = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class TaskSchema(Schema):
+    """A submitted job and everything known about it."""
+
+    id = fields.String(dump_only=True, required=True)
+    kind = fields.String(dump_only=True, required=True)
+    owner = fields.String(
+        dump_only=True, metadata={"description": "The API key that queued it (or the default)"}
+    )
+    state = fields.String(
+        dump_only=True, required=True, validate=validate.OneOf([state.value for state in TaskState])
+    )
+    progress = fields.Nested(ProgressSchema, dump_only=True, allow_none=True)
+    result = fields.Raw(dump_only=True, allow_none=True)
+    error = fields.Nested(TaskErrorSchema, dump_only=True, allow_none=True)
+    inputs = fields.Dict(dump_only=True)
+    queue = fields.String(dump_only=True, allow_none=True)
+    worker = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "The worker that took it"}
+    )
+    submitted_at = timestamp(required=True)
+    received_at = timestamp(allow_none=True)
+    attempts = fields.Integer(
+        dump_only=True,
+        metadata={"description": "How many times it has started (retries, redeliveries)"},
+    )
+    started_at = timestamp("When the current attempt started", allow_none=True)
+    finished_at = timestamp(allow_none=True)
+    retry_at = timestamp(allow_none=True)
+    warning = fields.String(
+        dump_only=True,
+        metadata={"description": "Something the caller should know: its worker is gone"},
+    )
+    links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)
+
+
+class TaskSummarySchema(TaskSchema):
+    """A task as a list or the feed shows it: all but its inputs, which may be a megabyte
+    (the task's own record carries them), so a page stays small whatever they are."""
+
+    class Meta:
+        exclude = ("inputs",)
+
+
+class TaskQueryArgsSchema(Schema):
+    """Filters of the task list."""
+
+    state = fields.String(validate=validate.OneOf([state.value for state in TaskState]))
+    kind = fields.String(validate=validate.Length(1, 50))
+
+
+class RunTaskAcceptedSchema(Schema):
+    """The seed route's answer to a submission."""
+
+    message = fields.String(required=True)
+    task_id = fields.String(required=True)
+    status_url = fields.String(required=True)
+
+
+class TaskStatusSchema(Schema):
+    """The seed route's view of a task."""
+
+    task_id = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf([state.value for state in TaskState])
+    )
+    progress = fields.Nested(ProgressSchema, allow_none=True)
+    result = fields.Raw(allow_none=True)
+    error = fields.Nested(TaskErrorSchema)
+
+
+class IdempotencyHeadersSchema(Schema):
+    """Request headers that make a submission safe to repeat."""
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(1, 255),
+        metadata={"description": "Send the same key again to get the same task back (24 h)."},
+    )
+
+
+class EmailJobSchema(Schema):
+    """An email to send over SMTP."""
+
+    to = fields.List(fields.Email(), required=True, validate=validate.Length(1, 50))
+    subject = fields.String(
+        required=True,
+        validate=[
+            validate.Length(1, 998),
+            # Not validate.Regexp: Python's `$` also matches before a final newline.
+            validate.ContainsNoneOf("\r\n", error="The subject must be a single line."),
+        ],
+        metadata={"pattern": r"^[^\r\n]*$"},
+    )
+    text = fields.String(required=True, validate=validate.Length(max=1_000_000))
+    html = fields.String(validate=validate.Length(max=1_000_000))
+
+
+class TableCell(fields.Field):
+    """A table cell: a string or a number, rendered as text."""
+
+    def _deserialize(self, value: object, attr: object, data: object, **kwargs: object) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValidationError("A cell is a string or a number.")
+        return str(value)
+
+
+class ReportSectionSchema(Schema):
+    """One section of a report."""
+
+    heading = fields.String(required=True, validate=validate.Length(1, 200))
+    text = fields.String(required=True, validate=validate.Length(max=MAX_SECTION_CHARS))
+
+
+class ReportTableSchema(Schema):
+    """A table at the end of a report."""
+
+    columns = fields.List(fields.String(), required=True, validate=validate.Length(1, 20))
+    rows = fields.List(
+        fields.List(TableCell(metadata={"oneOf": [{"type": "string"}, {"type": "number"}]})),
+        required=True,
+        validate=validate.Length(max=2000),
+    )
+
+    @validates_schema
+    def rows_match_columns(self, table: dict[str, Any], **kwargs: object) -> None:
+        """Every row has one cell per column."""
+        width = len(table["columns"])
+        errors = {
+            index: [f"Expected {width} cells, got {len(row)}."]
+            for index, row in enumerate(table["rows"])
+            if len(row) != width
+        }
+        if errors:
+            raise ValidationError({"rows": errors})
+
+
+class ReportJobSchema(Schema):
+    """A PDF report to render."""
+
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    sections = fields.List(
+        fields.Nested(ReportSectionSchema), required=True, validate=validate.Length(1, 200)
+    )
+    table = fields.Nested(ReportTableSchema)
+    # A date, not a string: the worker's report_task receives a datetime.date.
+    as_of = fields.Date(metadata={"description": "The date the report is as of (ISO 8601)"})
+
+    @validates_schema
+    def not_too_long(self, report: dict[str, Any], **kwargs: object) -> None:
+        """Keep one report to a few seconds of rendering."""
+        length = sum(len(section["text"]) for section in report["sections"])
+        if length > MAX_REPORT_CHARS:
+            raise ValidationError(
+                f"The sections hold {length} characters; a report takes at most "
+                f"{MAX_REPORT_CHARS}.",
+                "sections",
+            )
+
+    @validates_schema
+    def text_is_drawable(self, report: dict[str, Any], **kwargs: object) -> None:
+        """Refuse characters the report's font has no glyph for, naming where they are."""
+        errors: dict[str, Any] = {}
+
+        def check(text: str, *path: str | int) -> None:
+            missing = unsupported_characters(text)
+            if missing:
+                node = errors
+                for key in path[:-1]:
+                    node = node.setdefault(key, {})
+                node[path[-1]] = [f"The report font cannot draw these characters: {missing}"]
+
+        check(report["title"], "title")
+        for index, section in enumerate(report["sections"]):
+            check(section["heading"], "sections", index, "heading")
+            check(section["text"], "sections", index, "text")
+        if report.get("table"):
+            table = report["table"]
+            cells = [*table["columns"], *(cell for row in table["rows"] for cell in row)]
+            check(" ".join(cells), "table")
+        if errors:
+            raise ValidationError(errors)
+
+
+class RepeatedOrCommaList(fields.List):
+    """A list sent as repeated form fields (``sizes=64&sizes=128``), as one comma list
+    (``sizes=64,128``), or both: what generated clients and curl users each send."""
+
+    is_multiple = True  # webargs: read every value of a repeated field
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        parts = [
+            part.strip()
+            for item in items
+            for part in (item.split(",") if isinstance(item, str) else [item])
+        ]
+        return super()._deserialize(parts, attr, data, **kwargs)
+
+
+class ThumbnailJobSchema(Schema):
+    """An image to make thumbnails of, as multipart/form-data."""
+
+    file = Upload(required=True, metadata={"description": "A JPEG, PNG, WebP or GIF image"})
+    sizes = RepeatedOrCommaList(
+        fields.Integer(validate=validate.Range(16, 2048)),
+        load_default=lambda: [128],
+        validate=validate.Length(1, 10),
+        metadata={
+            "description": "Edge lengths in pixels: repeated fields (sizes=64, sizes=128) "
+            "or one comma list (64,128,256)"
+        },
+    )
+    format = fields.String(load_default="png", validate=validate.OneOf(["png", "webp", "jpeg"]))

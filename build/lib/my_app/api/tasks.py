@@ -1,0 +1,201 @@
+"""The task resources: read, list, cancel, retry, download artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from .. import lifecycle
+from ..owners import (
+    can_see,
+    current_owner,
+    visible_finished_ids,
+    visible_task_ids,
+    visible_task_page,
+    visible_unfinished_ids,
+)
+from ..records import RETRYABLE_STATES, STORED_FINAL_STATES, TaskRecord
+from ..status import read_tasks
+from ..store import artifacts
+from ..store.ledger import ledger_of
+from ..submission import submit_job
+from .limits import submission_limit
+from .quotas import check_active_jobs, input_bytes_limit
+from .schemas import (
+    ErrorSchema,
+    IdempotencyHeadersSchema,
+    TaskQueryArgsSchema,
+    TaskSchema,
+    TaskSummarySchema,
+)
+
+blp = Blueprint(
+    "tasks",
+    __name__,
+    url_prefix="/api/tasks",
+    description="Read, list, cancel, retry and follow tasks.",
+)
+
+BINARY_SCHEMA = {"type": "string", "format": "binary"}
+
+
+def task_or_404(task_id: UUID | str) -> TaskRecord:
+    """The caller's task with this id (any task, for an admin), or a 404 error: another
+    owner's task is as absent as one that never existed."""
+    found = read_tasks([str(task_id)])
+    if not found or not can_see(found[0]):
+        abort(404, message=f"No task {task_id}: it never existed or has expired.")
+    return found[0]
+
+
+def with_links(task: TaskRecord) -> dict[str, Any]:
+    """The task record with the URLs to follow from it (TaskSchema picks what is shown)."""
+    tasks_url = f"{request.script_root}{blp.url_prefix}"
+    task_url = f"{tasks_url}/{task.id}"
+    links = {
+        "self": task_url,
+        "events": f"{task_url}/events",
+        "cancel": task_url,
+        "retry": f"{task_url}/retry",
+    }
+    if task.retry_of:
+        links["retry_of"] = f"{tasks_url}/{task.retry_of}"
+    if task.artifacts:
+        links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task.artifacts}
+    return {**task.as_dict(), "links": links}
+
+
+def accept(
+    task_name: str,
+    inputs: dict[str, Any],
+    headers: dict[str, Any],
+    *,
+    args: list[Any] | None = None,
+    retry_of: str | None = None,
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Submit a job within the caller's quotas and answer 202 with its task (200 when an
+    Idempotency-Key replays it)."""
+    check_active_jobs()
+    submission = submit_job(
+        task_name,
+        inputs,
+        args=args or [],
+        owner=current_owner(),
+        idempotency_key=headers.get("idempotency_key"),
+        retry_of=retry_of,
+        max_input_bytes=input_bytes_limit(),
+    )
+    task = with_links(submission.task)
+    status = 202 if submission.created else 200
+    return task, status, {"Location": task["links"]["self"]}
+
+
+@blp.route("")
+class TaskCollection(MethodView):
+    @blp.arguments(TaskQueryArgsSchema(), location="query")
+    @blp.response(200, TaskSummarySchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
+        """List your tasks, newest first"""
+        first = pagination_parameters.first_item
+        last = first + pagination_parameters.page_size
+        state = filters.get("state")
+        if set(filters) == {"state"} and state in STORED_FINAL_STATES:
+            # Finished tasks are filed by state as they end: read only the page.
+            page, pagination_parameters.item_count = visible_finished_ids(state, first, last)
+            return [with_links(task) for task in read_tasks(page)]
+        if not filters:
+            page, pagination_parameters.item_count = visible_task_page(first, last)
+            return [with_links(task) for task in read_tasks(page)]
+        if state is not None and state not in STORED_FINAL_STATES:
+            # Unfinished or lost: only tasks still active or waiting can be.
+            candidates = visible_unfinished_ids(list(current_app.config["TASK_QUEUES"]))
+        else:  # a kind: read them all
+            candidates = visible_task_ids()
+        matching = sorted(
+            (
+                task
+                for task in read_tasks(candidates)
+                if can_see(task)
+                and all(getattr(task, name) == value for name, value in filters.items())
+            ),
+            key=lambda task: task.submitted_at,
+            reverse=True,
+        )
+        pagination_parameters.item_count = len(matching)
+        return [with_links(task) for task in matching[first:last]]
+
+
+@blp.route("/<uuid:task_id>")
+class TaskItem(MethodView):
+    @blp.response(200, TaskSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="No such task")
+    def get(self, task_id: UUID) -> dict[str, Any]:
+        """Read a task's state, progress, result and error"""
+        return with_links(task_or_404(task_id))
+
+    @blp.response(202, TaskSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="No such task")
+    @blp.alt_response(409, schema=ErrorSchema, description="The task has already finished")
+    def delete(self, task_id: UUID) -> dict[str, Any]:
+        """Cancel a task: a queued one never starts, a running one stops at its next step"""
+        task = task_or_404(task_id)
+        if task.finished:
+            abort(409, message=f"Task {task_id} already finished ({task.state}).")
+        lifecycle.cancel(current_app, task.id, task.owner)
+        return with_links(task_or_404(task_id))
+
+
+@blp.route("/<uuid:task_id>/retry")
+class TaskRetry(MethodView):
+    decorators = [submission_limit]
+
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.response(202, TaskSchema)
+    @blp.alt_response(200, schema=TaskSchema, description="An Idempotency-Key replay")
+    @blp.alt_response(404, schema=ErrorSchema, description="No such task")
+    @blp.alt_response(409, schema=ErrorSchema, description="Only a finished task can be retried")
+    @blp.alt_response(429, schema=ErrorSchema, description="Too many submissions this minute")
+    @blp.alt_response(503, schema=ErrorSchema, description="Nothing was queued")
+    def post(self, headers: dict[str, Any], task_id: UUID) -> Any:
+        """Run a failed, cancelled or lost task again with the same inputs, as a new task"""
+        task = task_or_404(task_id)
+        if task.state not in RETRYABLE_STATES:
+            abort(
+                409,
+                message=f"Task {task_id} is {task.state}; "
+                "only FAILURE, REVOKED or LOST can be retried.",
+            )
+        if task.task_name not in current_app.extensions["celery"].tasks:
+            abort(409, message=f"Task {task_id} is not a task this service can run.")
+        return accept(
+            task.task_name, task.call_kwargs, headers, args=task.call_args, retry_of=task.id
+        )
+
+
+@blp.route("/<uuid:task_id>/artifacts/<name>")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The file a job produced (a PDF, a thumbnail, ...)",
+            "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
+        }
+    }
+)
+@blp.alt_response(404, schema=ErrorSchema, description="No such task or artifact")
+def task_artifact(task_id: UUID, name: str) -> Response:
+    """Download a file a job produced; ?download=1 asks the browser to save it"""
+    task = task_or_404(task_id)
+    data = artifacts.load_artifact(ledger_of().binary, task.id, name)
+    if name not in task.artifacts or data is None:
+        abort(404, message=f"Task {task_id} has no artifact {name!r}.")
+    disposition = "attachment" if request.args.get("download") else "inline"
+    return Response(
+        data,
+        mimetype=artifacts.content_type(name),
+        headers={"Content-Disposition": f'{disposition}; filename="{name}"'},
+    )

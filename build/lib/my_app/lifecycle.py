@@ -1,0 +1,316 @@
+"""A task's life, in one place: which Celery hook observes each transition, and what it
+writes to the ledger (``my_app.store.ledger``). No other module writes the ledger.
+
+=====================  ===============================  ========================================
+transition             observed by                      written, in one round trip
+=====================  ===============================  ========================================
+queued, by any         ``after_task_publish`` signal    entry; owner, all, active and waiting
+producer                                                indexes; counter; announcement (EVALSHA)
+retry scheduled        ``after_task_publish``, a        ``retry_at``; retried counter (pipeline)
+                       message with ``retries`` > 0
+received               ``task_received`` signal, in     worker, received_at; out of the waiting
+                       the worker's main process        set (EVALSHA); or a whole entry for a
+                                                        message that came with none
+started                ``job_run``, in the task body    started_at, worker, attempts (EVALSHA);
+                                                        a cancelled task stops here
+progress               ``JobRun.report``, in the body   Celery's result (``update_state``),
+                                                        after one read of the cancel flag
+cancel requested       the API's DELETE; Celery's own   cancel flag; out of the active sets
+                       revoke (its stored REVOKED)      (MULTI, or inside "finished")
+finished: SUCCESS,     the result backend's             final state, filed once; final indexes,
+FAILURE, REVOKED       ``store_result``                 counters, run time, last progress
+                                                        (EVALSHA); then Celery's result
+worker alive / gone    ``LeaseRenewal`` consumer        its heartbeat, each third of the
+                       bootstep (my_app.worker.leases)  visibility timeout (EVALSHA); removed
+                                                        on a clean stop (HDEL)
+=====================  ===============================  ========================================
+
+Why these hooks, and no others:
+
+- ``after_task_publish`` sees every successful publish of every in-process producer
+  (``.delay``, ``apply_async``, canvas, beat, Flower, ``send_task``, ``celery call``) with
+  its id, routing key, arguments and custom headers, so one handler records them all, and
+  a publish that fails leaves nothing to undo. It runs before ``apply_async`` returns, so
+  a 202 is answered after the entry exists. Celery logs and swallows a handler's
+  exception, and a producer may die between the two: either way the message carries what
+  the entry needs (its owner in the ``owner`` header), and the worker that takes it writes
+  the entry (``task_received``). Whichever writes first wins; the other writes nothing.
+  ``before_task_publish`` writes nothing: it stamps the owner on a message whose producer
+  named none (a request's caller, a canvas step's parent's owner, else DEFAULT_OWNER).
+- ``task_received`` runs in the worker's main process as each message arrives, before any
+  pool process, once per delivery.
+- Starting must be able to stop a cancelled task before its body runs, which no signal
+  can (their exceptions are swallowed), so the body's ``job_run`` asks.
+- Every end passes through the result backend's ``store_result``: a return, an exception,
+  a hard time limit (stored by the worker's main process), Celery's revoke (stored by every
+  worker that hears it). Filing there, before Celery stores the result, means a client
+  that sees a final state finds the task in that state's list; and refusing a second,
+  different final state there keeps a terminal state final (``records.TRANSITIONS``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import datetime
+from typing import Any
+
+from celery import Celery, Task
+from celery.backends.redis import SentinelBackend
+from celery.signals import after_task_publish, before_task_publish, task_received
+from flask import Flask, g, has_request_context
+from redis.exceptions import OutOfMemoryError
+
+from .records import STORED_FINAL_STATES, TaskState, encode_inputs, may_follow
+from .store import artifacts
+from .store.ledger import Ledger, ledger_of, utc_now
+from .store.results import SubmitOnlyRedisBackend
+
+#: The custom message headers a producer may set (``apply_async(headers=...)``): whose
+#: task it is, and which task it runs again.
+OWNER_HEADER = "owner"
+RETRY_OF_HEADER = "retry_of"
+
+
+def flask_app_of(celery_app: Celery) -> Flask | None:
+    """The Flask app a Celery app is bound to (None for a Celery app that is not ours)."""
+    return getattr(celery_app.Task, "flask_app", None)
+
+
+# Queued (and retry scheduled).
+
+
+def new_entry(
+    celery_app: Celery,
+    task_name: str,
+    task_id: str,
+    args: Any,
+    kwargs: Any,
+    *,
+    owner: str,
+    queue: str,
+    retry_of: str | None = None,
+) -> dict[str, str]:
+    """The ledger entry of a task, whoever queues it. Its kind is the task's ``kind``
+    option, else its Celery name (a task this app does not know, or one without a kind);
+    its inputs are named by parameter where the task's signature allows."""
+    task = celery_app.tasks.get(task_name)
+    named, leftover = named_inputs(task, args, kwargs)
+    entry = {
+        "id": task_id,
+        "kind": getattr(task, "kind", None) or task_name,
+        "task": task_name,
+        "owner": owner,
+        "queue": queue,
+        "inputs": encode_inputs(named),
+        "submitted_at": utc_now(),
+    }
+    if leftover:
+        entry["args"] = encode_inputs(leftover)
+    if retry_of:
+        entry["retry_of"] = retry_of
+    return entry
+
+
+def named_inputs(task: Task | None, args: Any, kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
+    """A call's arguments by parameter name where the task's signature allows, so a
+    ``.delay("Ada", 3)`` shows (and retries) as ``{"name": "Ada", "seconds": 3}``."""
+    args = list(args) if isinstance(args, (list, tuple)) else []
+    kwargs = dict(kwargs) if isinstance(kwargs, dict) else {}
+    if not args or task is None:
+        return kwargs, args
+    try:
+        bound = inspect.signature(task.run).bind(*args, **kwargs)
+    except TypeError:
+        return kwargs, args
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(bound.signature.parameters[name].kind not in plain for name in bound.arguments):
+        return kwargs, args
+    return dict(bound.arguments), []
+
+
+def default_owner(flask_app: Flask, celery_app: Celery) -> str:
+    """The owner of a task queued without one named: the caller's, when a request queues
+    it (``/run-task`` calls ``.delay()``); its parent's, when a worker's task queues it (a
+    chain's next step); else ``DEFAULT_OWNER`` (a shell, beat, Flower)."""
+    caller = g.get("caller") if has_request_context() else None
+    if caller is not None:
+        return caller.owner
+    parent = celery_app.current_worker_task
+    if parent is not None and parent.request.id:
+        owner = getattr(parent.request, OWNER_HEADER, None) or ledger_of(flask_app).owner_of(
+            parent.request.id
+        )
+        if owner:
+            return owner
+    return flask_app.config["DEFAULT_OWNER"]
+
+
+@before_task_publish.connect
+def owner_stamped(headers: dict[str, Any], **_: Any) -> None:
+    """Put the task's owner on its message (the ``owner`` header), unless its producer
+    named one: whichever side records the task, producer or worker, reads it there."""
+    from celery import current_app as celery_app
+
+    flask_app = flask_app_of(celery_app)
+    if flask_app is not None and not headers.get(OWNER_HEADER) and not headers.get("retries"):
+        headers[OWNER_HEADER] = default_owner(flask_app, celery_app)
+
+
+@after_task_publish.connect
+def queued(
+    sender: str, headers: dict[str, Any], body: Any, routing_key: str = "", **_: Any
+) -> None:
+    """Record a task once it is published, whoever publishes it (see the module's table)."""
+    from celery import current_app as celery_app
+
+    flask_app = flask_app_of(celery_app)
+    task_id = headers.get("id")
+    if flask_app is None or not task_id:
+        return
+    ledger = ledger_of(flask_app)
+    if headers.get("retries"):
+        kind = getattr(celery_app.tasks.get(sender), "kind", None) or sender
+        ledger.record_retry(task_id, kind, headers.get("eta") or utc_now())
+        return
+    args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ((), {})
+    entry = new_entry(
+        celery_app, sender, task_id, args, kwargs,
+        owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
+        queue=queue_of(celery_app, sender, routing_key),
+        retry_of=headers.get(RETRY_OF_HEADER),
+    )  # fmt: skip
+    ledger.record_queued(entry, datetime.fromisoformat(entry["submitted_at"]).timestamp())
+    flask_app.logger.info("Queued task %s (%s)", task_id, sender, extra={"task_id": task_id})
+
+
+def queue_of(celery_app: Celery, task_name: str, routing_key: str) -> str:
+    """The queue a message went to: the one its routing key names (each of the service's
+    queues is bound by its own name), else the one ``task_routes`` names."""
+    if routing_key in celery_app.amqp.queues:
+        return routing_key
+    return celery_app.amqp.router.route({}, task_name)["queue"].name
+
+
+# Received.
+
+
+@task_received.connect
+def received(request: Any, **_: Any) -> None:
+    """Note the worker that took the task, recording the task if its producer did not."""
+    task = request.task
+    flask_app = getattr(task, "flask_app", None)
+    if flask_app is None:  # a task of a Celery app that is not ours
+        return
+    ledger = ledger_of(flask_app)
+    queue = (request.delivery_info or {}).get("routing_key") or ""
+    if ledger.record_received(request.id, worker=request.hostname, queue=queue):
+        return
+    headers = request.request_dict
+    entry = new_entry(
+        task.app, request.name, request.id, request.args, request.kwargs,
+        owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
+        queue=queue, retry_of=headers.get(RETRY_OF_HEADER),
+    )  # fmt: skip
+    entry.update(worker=request.hostname, received_at=utc_now())
+    submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
+    if not ledger.record_queued(entry, submitted):  # its producer recorded it meanwhile
+        ledger.record_received(request.id, worker=request.hostname, queue=queue)
+
+
+# Started, progress, outcome, artifacts: called from the task body (my_app.worker.job_run).
+
+#: The last progress each running task reported in this process, kept beside its final
+#: state when it ends (the result replaces it in Celery). The body and the storing of its
+#: result run in the same process, so no round trip carries it in between.
+last_progress: dict[str, dict[str, Any]] = {}
+
+
+def started(ledger: Ledger, task_id: str, worker: str) -> bool:
+    """Record an attempt's start; True when the task was cancelled and must not run."""
+    return ledger.record_started(task_id, worker)
+
+
+def should_stop(ledger: Ledger, task_id: str) -> bool:
+    """Whether the running task was cancelled (by the API or Celery's revoke)."""
+    return ledger.cancel_requested(task_id)
+
+
+def progressed(task: Task, progress: dict[str, Any]) -> None:
+    """Publish a running task's progress (Celery's PROGRESS state, which reaches every
+    event stream at once), and keep it for the task's end."""
+    task.update_state(state=TaskState.PROGRESS.value, meta=progress)
+    last_progress[task.request.id] = progress
+
+
+def artifact_saved(ledger: Ledger, task_id: str, name: str, data: bytes, max_bytes: int) -> None:
+    """Store a file the job produced and list it in the task's entry."""
+    artifacts.save_artifact(
+        ledger.binary, task_id, name, data, expires=ledger.expires, max_bytes=max_bytes
+    )
+
+
+def artifacts_discarded(ledger: Ledger, task_id: str, names: list[str]) -> None:
+    """Drop what a failed run produced: no half-finished set of files is served."""
+    artifacts.delete_artifacts(ledger.binary, task_id, names)
+
+
+def outcome_recorded(ledger: Ledger, task_id: str, outcome: dict[str, Any]) -> None:
+    """Remember that a side effect happened (an email was accepted), so a redelivery
+    does not repeat it."""
+    ledger.record_outcome(task_id, outcome)
+
+
+# Cancel requested.
+
+
+def cancel(flask_app: Flask, task_id: str, owner: str) -> None:
+    """Ask a task to stop: a queued one never starts, a running one stops at its next
+    step; then Celery's own revoke, so a worker already holding it drops it unstarted."""
+    ledger_of(flask_app).request_cancel(task_id, owner)
+    flask_app.extensions["celery"].control.revoke(task_id)
+
+
+# Finished.
+
+
+def finished(ledger: Ledger, task_id: str, state: str, progress: dict[str, Any] | None) -> bool:
+    """File a task's end; False when another final state was filed first (it stands)."""
+    before = ledger.record_finished(task_id, state, progress)
+    return before is None or before == state
+
+
+class LedgerRedisBackend(SubmitOnlyRedisBackend):
+    """Celery's Redis result backend, with the lifecycle's "finished" transition: every
+    final state is filed in the ledger first, and a state that may not follow the one
+    filed (a SUCCESS after a REVOKED, a PROGRESS after either) is not stored."""
+
+    def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
+        """File the transition, then store the result as Celery does, unless refused."""
+        flask_app = flask_app_of(self.app)
+        if flask_app is not None and state in TaskState.__members__:
+            ledger = ledger_of(flask_app)
+            if TaskState(state) in STORED_FINAL_STATES:
+                if not finished(ledger, task_id, state, last_progress.pop(task_id, None)):
+                    return result
+            elif state != TaskState.PROGRESS and not may_follow(
+                filed_state(ledger, task_id), TaskState(state)
+            ):
+                return result
+        return super().store_result(task_id, result, state, *args, **kwargs)
+
+    def exception_safe_to_retry(self, exc: Exception) -> bool:
+        """Retry (``result_backend_always_retry``) a lost connection, as Celery does, and
+        a full Redis too: results expiring and jobs finishing make room."""
+        return super().exception_safe_to_retry(exc) or isinstance(exc, OutOfMemoryError)
+
+
+def filed_state(ledger: Ledger, task_id: str) -> TaskState | None:
+    """The final state filed for a task, if any (a value this version knows)."""
+    final = ledger.final_state(task_id)
+    return TaskState(final) if final in TaskState.__members__ else None
+
+
+class LedgerSentinelBackend(LedgerRedisBackend, SentinelBackend):
+    """``LedgerRedisBackend`` on Celery's Sentinel backend: the results' Redis is the
+    primary the Sentinels name (REDIS_URL ``sentinel://...``), found again after a
+    failover. Its pool is Sentinel's own, which does not block (my_app.store.redis_connections)."""

@@ -1,0 +1,1 @@
+"""Operations: health checks, metrics, logs, tracing and security headers."""

@@ -1,0 +1,424 @@
+// The browser side of the service: submit jobs, and follow tasks live.
+// Live updates come from Server-Sent Events; polling is only the fallback.
+
+const ACTIVE = new Set(["QUEUED", "STARTED", "PROGRESS", "RETRY"]);
+const RETRYABLE = new Set(["FAILURE", "REVOKED", "LOST"]);
+const POLL_MILLISECONDS = 2000;
+
+const tasks = new Map(); // id -> latest task record
+const SYSTEM_POLL_MILLISECONDS = 5000;
+// What the table shows: a state and kind filter, and a page of older tasks.
+const view = { state: "", kind: "", page: 1, pageSize: 20, totalPages: 1 };
+
+// ---- small helpers -------------------------------------------------------------
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+function announce(text) {
+  const announcer = document.getElementById("announcer");
+  if (announcer) announcer.textContent = text;
+}
+
+function shortId(id) {
+  return id.slice(0, 8);
+}
+
+function localTime(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : "—";
+}
+
+function duration(task) {
+  if (!task.started_at) return "—";
+  const end = task.finished_at ? new Date(task.finished_at) : new Date();
+  const seconds = Math.max(0, (end - new Date(task.started_at)) / 1000);
+  return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+async function api(method, url, body) {
+  const options = { method, headers: { Accept: "application/json" } };
+  if (body instanceof FormData) options.body = body;
+  else if (body !== undefined) {
+    options.body = JSON.stringify(body);
+    options.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(url, options);
+  const payload = await response.json().catch(() => ({}));
+  return { response, payload };
+}
+
+// ---- task rendering ------------------------------------------------------------
+
+function progressView(task) {
+  const percent = task.progress ? task.progress.percent : 0;
+  const message = task.progress && task.progress.message ? ` · ${task.progress.message}` : "";
+  return element(
+    "div",
+    { class: "progress" },
+    element("progress", { max: 100, value: percent, "aria-label": `Progress of task ${shortId(task.id)}` }),
+    element("span", { class: "percent" }, `${percent} %${message}`),
+  );
+}
+
+function artifactsView(task) {
+  const links = (task.links && task.links.artifacts) || {};
+  const items = Object.entries(links).map(([name, url]) =>
+    name.startsWith("thumb-")
+      ? element("a", { href: url, class: "thumb" }, element("img", { src: url, alt: `Thumbnail ${name}`, loading: "lazy" }))
+      : element("a", { href: `${url}?download=1`, download: name, class: "artifact" }, name),
+  );
+  return element("span", { class: "artifacts" }, ...items);
+}
+
+function actionsView(task) {
+  const buttons = [];
+  if (ACTIVE.has(task.state)) {
+    buttons.push(element("button", { type: "button", class: "secondary", onclick: () => cancelTask(task) }, "Cancel"));
+  }
+  if (RETRYABLE.has(task.state)) {
+    buttons.push(element("button", { type: "button", class: "secondary", onclick: () => retryTask(task) }, "Retry"));
+  }
+  return element("span", { class: "actions" }, ...buttons);
+}
+
+function warningView(task) {
+  return task.warning ? element("span", { class: "warning-text", role: "note" }, task.warning) : null;
+}
+
+function errorView(task) {
+  return task.error ? element("span", { class: "error-text" }, `${task.error.type}: ${task.error.message}`) : null;
+}
+
+// A record that would move a finished task back. A fast job can finish, and its final
+// event arrive, before the answer to its own POST (or DELETE) does: that answer is older.
+function isBehind(task) {
+  const known = tasks.get(task.id);
+  return Boolean(known) && !ACTIVE.has(known.state) && ACTIVE.has(task.state);
+}
+
+function rowFor(task) {
+  return element(
+    "tr",
+    { "data-task-id": task.id, "data-state": task.state },
+    element("td", { "data-label": "Task" }, element("a", { href: `/tasks/${task.id}` }, `${task.kind} ${shortId(task.id)}`)),
+    element("td", { "data-label": "State" }, element("span", { class: `badge state-${task.state}` }, task.state)),
+    element("td", { "data-label": "Progress" }, progressView(task)),
+    element("td", { "data-label": "Submitted" }, localTime(task.submitted_at)),
+    element("td", { "data-label": "Duration", "data-duration": true }, duration(task)),
+    element("td", { "data-label": "Results" }, artifactsView(task), warningView(task), errorView(task), actionsView(task)),
+  );
+}
+
+function matchesView(task) {
+  return (!view.state || task.state === view.state) && (!view.kind || task.kind === view.kind);
+}
+
+function showTask(task) {
+  if (isBehind(task)) return;
+  const previous = tasks.get(task.id);
+  tasks.set(task.id, task);
+  const rows = document.querySelector("[data-task-rows]");
+  if (!rows) return;
+  const existing = rows.querySelector(`tr[data-task-id="${task.id}"]`);
+  if (!matchesView(task)) {
+    if (existing) existing.remove(); // it left the filter: a state changed
+    return;
+  }
+  const row = rowFor(task);
+  if (existing) existing.replaceWith(row);
+  else if (view.page === 1) rows.prepend(row); // new tasks belong on the first page
+  else return;
+  document.querySelector("[data-empty]").hidden = true;
+  if (!previous || previous.state !== task.state) {
+    announce(`${task.kind} task ${shortId(task.id)} is ${task.state}`);
+  }
+}
+
+function tickDurations() {
+  for (const row of document.querySelectorAll("tr[data-task-id]")) {
+    const task = tasks.get(row.dataset.taskId);
+    if (task && ACTIVE.has(task.state)) row.querySelector("[data-duration]").textContent = duration(task);
+  }
+}
+
+// ---- actions -------------------------------------------------------------------
+
+async function cancelTask(task) {
+  const { response, payload } = await api("DELETE", task.links.cancel);
+  if (response.ok) showTask(payload);
+  else announce(payload.message || `Could not cancel (${response.status})`);
+}
+
+async function retryTask(task) {
+  const { response, payload } = await api("POST", task.links.retry);
+  if (response.ok) showTask(payload);
+  else announce(payload.message || `Could not retry (${response.status})`);
+}
+
+// ---- forms ---------------------------------------------------------------------
+
+function formBody(form) {
+  if (form.dataset.encoding === "multipart") return new FormData(form);
+  const body = {};
+  for (const field of form.querySelectorAll("input[name], textarea[name], select[name]")) {
+    let value = field.value;
+    if (field.dataset.type === "integer") value = value === "" ? undefined : Number(value);
+    if (field.dataset.type === "list") value = value.split(",").map((part) => part.trim()).filter(Boolean);
+    if (value === undefined) continue;
+    // "sections.0.heading" builds {sections: [{heading: ...}]}
+    const path = field.name.split(".");
+    let node = body;
+    path.slice(0, -1).forEach((key, index) => {
+      const nextIsIndex = /^\d+$/.test(path[index + 1]);
+      node[key] ??= nextIsIndex ? [] : {};
+      node = node[key];
+    });
+    node[path[path.length - 1]] = value;
+  }
+  return body;
+}
+
+function flattenErrors(errors, prefix = "") {
+  // {"sections": {"0": {"heading": ["..."]}}} -> [["sections.0.heading", "..."]]
+  if (Array.isArray(errors)) return [[prefix, errors.join(" ")]];
+  return Object.entries(errors).flatMap(([key, value]) => flattenErrors(value, prefix ? `${prefix}.${key}` : key));
+}
+
+function clearErrors(form) {
+  for (const slot of form.querySelectorAll("[data-error-for]")) slot.textContent = "";
+  for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+  const formError = form.querySelector(".form-error");
+  formError.hidden = true;
+  formError.textContent = "";
+}
+
+function showErrors(form, payload) {
+  const leftovers = [];
+  const locations = payload.errors || {};
+  for (const [path, message] of Object.values(locations).flatMap((fields) => flattenErrors(fields))) {
+    // The most specific slot that exists: "to.0" falls back to "to".
+    const parts = path.split(".");
+    let slot = null;
+    for (let length = parts.length; length > 0 && !slot; length--) {
+      slot = form.querySelector(`[data-error-for="${parts.slice(0, length).join(".")}"]`);
+    }
+    if (slot) {
+      slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
+      const field = form.querySelector(`[name="${slot.dataset.errorFor}"]`);
+      if (field) field.setAttribute("aria-invalid", "true");
+    } else {
+      leftovers.push(`${path}: ${message}`);
+    }
+  }
+  if (leftovers.length || !Object.keys(locations).length) {
+    const formError = form.querySelector(".form-error");
+    formError.textContent = [payload.message, ...leftovers].filter(Boolean).join(" ");
+    formError.hidden = false;
+  }
+}
+
+async function submitJob(event) {
+  event.preventDefault();
+  const form = event.target;
+  clearErrors(form);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const { response, payload } = await api("POST", form.dataset.endpoint, formBody(form));
+    if (response.ok) {
+      showTask(payload);
+    } else if (response.status === 429 || response.status === 503) {
+      const retry = response.headers.get("Retry-After");
+      showErrors(form, { message: `${payload.message || response.statusText}${retry ? ` (retry in ${retry} s)` : ""}` });
+    } else {
+      showErrors(form, payload);
+    }
+  } catch (error) {
+    showErrors(form, { message: `The service did not answer: ${error.message}` });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function addSection(form) {
+  const sections = form.querySelector("[data-sections]");
+  const index = sections.querySelectorAll("[data-section]").length;
+  const id = (field) => `report-section-${index}-${field}`;
+  const slot = (field) => element("span", { class: "field-error", id: `report-sections.${index}.${field}-error`, "data-error-for": `sections.${index}.${field}` });
+  const fieldset = element(
+    "fieldset",
+    { class: "section", "data-section": true },
+    element("legend", {}, `Section ${index + 1}`),
+    element("label", { for: id("heading") }, "Heading"),
+    element("input", { id: id("heading"), name: `sections.${index}.heading`, required: true, "aria-describedby": `report-sections.${index}.heading-error` }),
+    slot("heading"),
+    element("label", { for: id("text") }, "Text"),
+    element("textarea", { id: id("text"), name: `sections.${index}.text`, rows: 2, "aria-describedby": `report-sections.${index}.text-error` }),
+    slot("text"),
+  );
+  sections.append(fieldset);
+  fieldset.querySelector("input").focus();
+}
+
+// ---- live updates ----------------------------------------------------------------
+
+function setConnection(text) {
+  const status = document.querySelector("[data-connection]");
+  if (status) status.textContent = text;
+}
+
+function follow(url, onTask, onFallback, onReconnect = () => {}) {
+  if (!("EventSource" in window)) return onFallback();
+  const source = new EventSource(url);
+  let opened = false;
+  source.onopen = () => {
+    setConnection("Live: updates arrive as they happen.");
+    // A reconnected stream starts from what is unfinished now: catch up on what
+    // finished while it was away.
+    if (opened) onReconnect();
+    opened = true;
+  };
+  source.onmessage = (event) => onTask(JSON.parse(event.data));
+  source.onerror = () => {
+    // The browser reconnects by itself unless the stream could not be opened at all.
+    if (source.readyState === EventSource.CLOSED) onFallback();
+    else setConnection("Reconnecting…");
+  };
+  return source;
+}
+
+async function loadTasks({ fresh = false } = {}) {
+  const query = new URLSearchParams({ page: view.page, page_size: view.pageSize });
+  if (view.state) query.set("state", view.state);
+  if (view.kind) query.set("kind", view.kind);
+  const { response, payload } = await api("GET", `/api/tasks?${query}`);
+  if (!response.ok) return;
+  const pagination = JSON.parse(response.headers.get("X-Pagination") || "{}");
+  view.totalPages = Math.max(1, pagination.total_pages || 1);
+  const rows = document.querySelector("[data-task-rows]");
+  if (fresh) rows.replaceChildren();
+  for (const task of payload.slice().reverse()) {
+    // A page's own tasks are shown as they are now, even if newer ones exist.
+    tasks.set(task.id, task);
+    const existing = rows.querySelector(`tr[data-task-id="${task.id}"]`);
+    if (existing) existing.replaceWith(rowFor(task));
+    else rows.prepend(rowFor(task));
+  }
+  document.querySelector("[data-empty]").hidden = rows.childElementCount > 0;
+  document.querySelector("[data-page-label]").textContent = `Page ${view.page} of ${view.totalPages}`;
+  document.querySelector("[data-newer]").disabled = view.page <= 1;
+  document.querySelector("[data-older]").disabled = view.page >= view.totalPages;
+}
+
+function changeView(change) {
+  Object.assign(view, change);
+  loadTasks({ fresh: true });
+}
+
+function waited(seconds) {
+  if (!seconds) return "—";
+  return seconds < 60 ? `${Math.round(seconds)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+async function loadSystem() {
+  const { response, payload } = await api("GET", "/api/system");
+  if (!response.ok) return;
+  document.querySelector("[data-queue-rows]").replaceChildren(
+    ...payload.queues.map((queue) =>
+      element(
+        "tr",
+        { "data-queue": queue.name },
+        element("th", { scope: "row" }, queue.name),
+        element("td", { "data-field": "depth" }, String(queue.depth)),
+        element("td", { "data-field": "oldest" }, waited(queue.oldest_waiting_seconds)),
+        element(
+          "td",
+          { "data-field": "consumers" },
+          queue.consumers.length ? queue.consumers.join(", ") : element("span", { class: "warning-text" }, "none: its jobs wait"),
+        ),
+      ),
+    ),
+  );
+  document.querySelector("[data-workers]").replaceChildren(
+    ...payload.workers.map((worker) =>
+      element(
+        "li",
+        { "data-worker": worker.name },
+        element("strong", {}, worker.name),
+        ` · ${worker.queues.join(", ")} · `,
+        worker.running.length
+          ? element("span", {}, "running ", ...worker.running.map((id) => element("a", { href: `/tasks/${id}` }, shortId(id) + " ")))
+          : "idle",
+      ),
+    ),
+  );
+}
+
+function startPolling(poll) {
+  setConnection("Live updates unavailable: refreshing every 2 s.");
+  setInterval(poll, POLL_MILLISECONDS);
+}
+
+function startIndex() {
+  for (const form of document.querySelectorAll(".job-form")) form.addEventListener("submit", submitJob);
+  for (const button of document.querySelectorAll("[data-add-section]")) {
+    button.addEventListener("click", () => addSection(button.closest("form")));
+  }
+  const filters = document.querySelector("[data-filters]");
+  filters.addEventListener("change", () =>
+    changeView({ state: filters.elements.state.value, kind: filters.elements.kind.value, page: 1 }),
+  );
+  filters.addEventListener("submit", (event) => event.preventDefault());
+  document.querySelector("[data-newer]").addEventListener("click", () => changeView({ page: view.page - 1 }));
+  document.querySelector("[data-older]").addEventListener("click", () => changeView({ page: view.page + 1 }));
+  loadTasks().then(() => follow("/api/tasks/events", showTask, () => startPolling(loadTasks), loadTasks));
+  loadSystem();
+  setInterval(loadSystem, SYSTEM_POLL_MILLISECONDS);
+  setInterval(tickDurations, 1000);
+}
+
+// ---- the task page -------------------------------------------------------------
+
+function showDetail(task) {
+  const detail = document.querySelector("[data-task-detail]");
+  const field = (name) => detail.querySelector(`[data-field="${name}"]`);
+  if (isBehind(task)) return;
+  const previous = tasks.get(task.id);
+  tasks.set(task.id, task);
+  field("state").className = `badge state-${task.state}`;
+  field("state").textContent = task.state;
+  field("progress").replaceChildren(progressView(task));
+  field("started_at").textContent = task.started_at || "—";
+  field("finished_at").textContent = task.finished_at || "—";
+  field("actions").replaceChildren(actionsView(task));
+  field("error").replaceChildren(errorView(task) || element("p", {}, "None."));
+  const artifacts = artifactsView(task);
+  field("artifacts").replaceChildren(artifacts.childElementCount ? artifacts : element("p", {}, "None."));
+  field("result").textContent = JSON.stringify(task.result, null, 2);
+  field("record").textContent = JSON.stringify(task, null, 2);
+  if (!previous || previous.state !== task.state) announce(`Task is ${task.state}`);
+}
+
+function startTaskPage(taskId) {
+  if (!document.querySelector("[data-task-detail]")) return;
+  const poll = async () => {
+    const { response, payload } = await api("GET", `/api/tasks/${taskId}`);
+    if (response.ok) showDetail(payload);
+  };
+  poll().then(() => {
+    const current = tasks.get(taskId);
+    if (current && ACTIVE.has(current.state)) follow(`/api/tasks/${taskId}/events`, showDetail, () => startPolling(poll));
+  });
+}
+
+if (document.body.dataset.page === "index") startIndex();
+if (document.body.dataset.page === "task") startTaskPage(document.body.dataset.taskId);

@@ -1,0 +1,95 @@
+"""Celery tasks: thin wrappers that run a job from ``my_app.jobs`` inside a worker.
+
+Each task carries its job policy, whoever queues it: its ``kind`` (what the API and the
+page call it), late acknowledgement with redelivery if its worker process dies (email
+too: its sent-once guard keeps a redelivery from sending twice); its time limits come
+from ``TASK_TIME_LIMITS`` as task annotations, and its queue from ``task_routes``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from celery import Task, shared_task
+from flask import current_app
+
+from . import lifecycle
+from .jobs.email import SmtpSettings, TransientEmailError, build_message, send_email
+from .jobs.report import render_report
+from .jobs.slow import count_slowly
+from .jobs.thumbnail import make_thumbnails
+from .store import artifacts
+from .worker.job_run import backoff_seconds, job_run, retry_job
+
+REDELIVERED_IF_LOST = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(bind=True, kind="slow", **REDELIVERED_IF_LOST)
+def slow_task(self: Task, name: str, seconds: int = 10) -> str:
+    """Count ``seconds`` seconds with progress, then greet ``name``."""
+    with job_run(self) as run:
+        step = current_app.config["SLOW_JOB_STEP_SECONDS"]
+        return count_slowly(name, seconds, run.report, step_seconds=step)
+
+
+@shared_task(bind=True, kind="email", **REDELIVERED_IF_LOST)
+def email_task(
+    self: Task, to: list[str], subject: str, text: str, html: str | None = None
+) -> dict[str, Any]:
+    """Send one email; transient failures retry with backoff, and it is never sent twice."""
+    config = current_app.config
+    with job_run(self) as run:
+        already_sent = run.ledger.recorded_outcome(self.request.id)
+        if already_sent is not None:
+            return already_sent
+        settings = SmtpSettings.from_config(config)
+        message = build_message(settings.default_sender, to, subject, text, html)
+        run.report(0, 1, "sending")
+        try:
+            outcome = send_email(settings, message)
+        except TransientEmailError as error:
+            countdown = backoff_seconds(
+                self.request.retries,
+                base=config["MAIL_RETRY_BACKOFF"],
+                cap=config["MAIL_RETRY_BACKOFF_MAX"],
+            )
+            retry_job(self, error, countdown, max_retries=config["MAIL_MAX_RETRIES"])
+        lifecycle.outcome_recorded(run.ledger, self.request.id, outcome)
+        run.report(1, 1, "sent")
+        return outcome
+
+
+@shared_task(bind=True, kind="report", **REDELIVERED_IF_LOST)
+def report_task(
+    self: Task,
+    title: str,
+    sections: list[dict[str, str]],
+    table: dict[str, Any] | None = None,
+    as_of: date | None = None,
+) -> dict[str, Any]:
+    """Render a PDF report and keep it as the artifact ``report.pdf``."""
+    with job_run(self) as run:
+        pdf, pages = render_report(title, sections, table, run.report, as_of=as_of)
+        url = run.save_artifact("report.pdf", pdf)
+        return {"url": url, "pages": pages, "size_bytes": len(pdf)}
+
+
+@shared_task(bind=True, kind="thumbnail", **REDELIVERED_IF_LOST)
+def thumbnail_task(
+    self: Task, upload_id: str, sizes: list[int], format: str
+) -> list[dict[str, Any]]:
+    """Make one thumbnail artifact per size from an uploaded image."""
+    with job_run(self) as run:
+        image = artifacts.load_upload(run.ledger.binary, upload_id)
+        if image is None:
+            raise LookupError("The uploaded image has expired; upload it again.")
+        made = []
+        for done, thumbnail in enumerate(make_thumbnails(image, sizes, format), start=1):
+            url = run.save_artifact(thumbnail.filename, thumbnail.data)
+            made.append(
+                {"size": thumbnail.size, "width": thumbnail.width, "height": thumbnail.height,
+                 "url": url}
+            )  # fmt: skip
+            run.report(done, len(sizes), f"{thumbnail.size} px")
+        return made

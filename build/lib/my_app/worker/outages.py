@@ -1,0 +1,83 @@
+"""A worker rides out a Redis outage; the web does not.
+
+A web request that finds Redis away answers 503 at once (``my_app.errors``): its caller
+can try again. A running job cannot hand its work back, so on the worker's side every
+Redis call (the ledger's marks, cancel checks, progress, artifacts, heartbeats, the
+result) waits for Redis to come back, with redis-py's ``Retry`` and backoff on the
+ledger's clients and Celery's ``retry_policy`` on the result backend, for about
+``REDIS_OUTAGE_GRACE_SECONDS``. Only then does the call fail, and with it the job.
+
+The grace is a number of attempts a second apart: a Redis that refuses connections is
+waited for that long; one that hangs (paused, or a network that drops packets) costs a
+socket timeout per attempt on top, so the wait is longer, never shorter.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from typing import Any
+
+from celery.signals import worker_init
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, OutOfMemoryError, TimeoutError
+from redis.retry import Retry
+
+#: The longest pause between two attempts, in seconds.
+BACKOFF_CAP_SECONDS = 1.0
+#: The first pause, in seconds; each next one doubles up to the cap.
+BACKOFF_BASE_SECONDS = 0.05
+
+
+def attempts_within(grace_seconds: float) -> int:
+    """How many retries, a second apart at most, cover ``grace_seconds``."""
+    return math.ceil(grace_seconds / BACKOFF_CAP_SECONDS)
+
+
+#: What is retried: redis-py's connection errors and timeouts, and the socket's own
+#: errors, which a connection attempt raises before redis-py wraps them (a refused
+#: connection is an ``OSError`` inside redis-py's connect retry).
+#: A full Redis (OOM) is waited out the same way: jobs finishing and results expiring
+#: make room.
+RETRIED_ERRORS = (ConnectionError, TimeoutError, socket.timeout, OSError, OutOfMemoryError)
+
+
+def outage_retry(grace_seconds: float) -> Retry:
+    """redis-py's ``Retry`` of connection errors and timeouts for ``grace_seconds``."""
+    backoff = ExponentialBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS)
+    return Retry(backoff, retries=attempts_within(grace_seconds), supported_errors=RETRIED_ERRORS)
+
+
+def result_backend_retries(grace_seconds: float) -> dict[str, Any]:
+    """Celery settings under which storing a result (progress, a final state) waits for
+    Redis for about ``grace_seconds``: Celery's ``result_backend_always_retry`` loop, the
+    one that also retries what ``exception_safe_to_retry`` admits (a full Redis,
+    ``my_app.lifecycle.LedgerRedisBackend``). The Redis backend's own ``retry_policy``
+    loop is turned off, so the two do not multiply."""
+    return {
+        "result_backend_always_retry": True,
+        # Celery sleeps a random time up to the backoff (full jitter): half of it on
+        # average, so twice the attempts.
+        "result_backend_max_retries": 2 * attempts_within(grace_seconds),
+        "result_backend_base_sleep_between_retries_ms": int(BACKOFF_BASE_SECONDS * 1000),
+        "result_backend_max_sleep_between_retries_ms": int(BACKOFF_CAP_SECONDS * 1000),
+        "result_backend_transport_options": {"retry_policy": {"max_retries": 0}},
+    }
+
+
+@worker_init.connect(weak=False)
+def ride_out_outages(sender: Any, **_: Any) -> None:
+    """In a worker (before its pool starts), rebuild the ledger on clients that retry.
+
+    The clients are built again, with ``retry`` from the start, rather than given one
+    with ``Redis.set_retry``: redis-py 6's ``set_retry`` fails on the
+    BlockingConnectionPool the service uses (it walks ``_available_connections``, which
+    only the plain pool has).
+    """
+    from ..extensions import redis_client
+
+    flask_app = getattr(sender.app.Task, "flask_app", None)
+    if flask_app is None:  # a Celery app that is not this service's
+        return
+    retry = outage_retry(flask_app.config["REDIS_OUTAGE_GRACE_SECONDS"])
+    redis_client.init_app(flask_app, retry=retry)
