@@ -17,11 +17,16 @@ from flask import Flask, current_app, g, redirect, request, session, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
+from .store.ledger import ledger_of
+from .store.sessions import close_session, open_session, session_owner
+
 #: Endpoints anyone may reach: the docs, static files, health, and signing in itself.
 #: (``/metrics`` checks its own token or admin key.)
 PUBLIC_ENDPOINTS = frozenset({"static", "health.healthz", "ui.sign_in_page", "metrics.metrics"})
 PUBLIC_BLUEPRINTS = frozenset({"api-docs"})
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: GET endpoints that queue a job, which a cookie may call only from this site.
+STATE_CHANGING_GETS = frozenset({"run_task.run_task"})
 ADMIN_ROLE = "admin"
 
 
@@ -121,7 +126,11 @@ def resolve_caller() -> Caller | None:
         key = key_for_secret(token.strip())
         return Caller(key.name, key.admin, "key") if key else None
     key = key_named(session.get("key", ""))
-    if key and hmac.compare_digest(session.get("proof", ""), session_proof(key)):
+    if (
+        key
+        and hmac.compare_digest(session.get("proof", ""), session_proof(key))
+        and session_owner(ledger_of().client, session.get("sid", "")) == key.name
+    ):
         return Caller(key.name, key.admin, "session")
     return None
 
@@ -144,14 +153,16 @@ def is_public_endpoint() -> bool:
 
 
 def same_origin() -> bool:
-    """Whether a browser says this request comes from our own pages.
+    """Whether a browser says this request comes from our own pages (or from its
+    address bar: ``Sec-Fetch-Site: none``).
 
     Browsers send ``Origin`` on every cross-origin request and on same-origin POST,
     PUT, PATCH and DELETE; only its host is compared, because a TLS-terminating proxy
-    makes the scheme we see differ from the browser's."""
+    makes the scheme we see differ from the browser's. A GET carries no ``Origin``, so
+    there ``Sec-Fetch-Site`` decides, and a request without either is refused."""
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
-        return request.headers.get("Sec-Fetch-Site") == "same-origin"
+        return request.headers.get("Sec-Fetch-Site") in ("same-origin", "none")
     return urlsplit(origin).netloc == request.host
 
 
@@ -166,22 +177,29 @@ def require_caller():  # noqa: ANN201 (None or a response, as before_request all
         if request.blueprint == "ui" and request.method == "GET":
             return redirect(url_for("ui.sign_in_page", next=request.full_path.rstrip("?")))
         raise
-    if (
-        caller.signed_in_by == "session"
-        and request.method in STATE_CHANGING_METHODS
-        and not same_origin()
-    ):
+    if caller.signed_in_by == "session" and changes_state() and not same_origin():
         raise Forbidden("Cross-site request refused: this cookie only works from this site.")
     return None
 
 
+def changes_state() -> bool:
+    """Whether the request may change something: a POST, PUT, PATCH or DELETE, or a GET
+    of an endpoint that queues a job (the quick start's ``/run-task/<name>``)."""
+    return request.method in STATE_CHANGING_METHODS or request.endpoint in STATE_CHANGING_GETS
+
+
 def sign_in(key: ApiKey) -> None:
-    """Remember ``key`` in the browser's signed, HttpOnly, SameSite=Strict cookie."""
+    """Open a session for ``key`` on the server and name it in the browser's signed,
+    HttpOnly, SameSite cookie."""
     session.clear()
+    lifetime = int(current_app.permanent_session_lifetime.total_seconds())
+    session["sid"] = open_session(ledger_of().client, key.name, lifetime)
     session["key"] = key.name
     session["proof"] = session_proof(key)
 
 
 def sign_out() -> None:
-    """Forget the browser's key."""
+    """Close the session on the server (every copy of the cookie stops working), and
+    forget it in the browser."""
+    close_session(ledger_of().client, session.get("sid", ""))
     session.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
@@ -45,14 +46,28 @@ def task_detail(task_id: UUID) -> tuple[str, int]:
     return render_template("task.html", task=present(found[0]), task_id=task_id), 200
 
 
+def same_site_path(target: str) -> str | None:
+    """``target`` if it is a path on this site (``/tasks/...``), else None.
+
+    A browser drops tabs, line breaks and other control characters from a Location and
+    reads a backslash as a slash, so a slash followed by one of them and a host name
+    would leave the site: any such character refuses it, and so does anything with a
+    scheme or a host.
+    """
+    if any(ord(char) < 0x20 or char in "\\\x7f" for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in_page() -> Response | tuple[str, int] | str:
     """Sign in with an API key; the browser then holds a signed session cookie."""
     if not keys_required():
         return redirect(url_for("ui.index"))
-    next_page = request.values.get("next", "")
-    if not next_page.startswith("/") or next_page.startswith("//"):
-        next_page = url_for("ui.index")  # only ever back to this site
+    next_page = same_site_path(request.values.get("next", "")) or url_for("ui.index")
     if request.method == "GET":
         return render_template("sign_in.html", next_page=next_page, error=None)
     if not same_origin():

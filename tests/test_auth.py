@@ -148,3 +148,59 @@ def test_changing_a_key_signs_out_its_browsers(keyed_app, database_url):
     assert client.get("/api/tasks").status_code == 200
     keyed_app.extensions["api_keys"] = parse_api_keys("alice:a-new-secret")
     assert client.get("/api/tasks").status_code == 401
+
+
+def test_a_copied_cookie_stops_working_at_sign_out(keyed_app):
+    """Fails when sign-out only clears the browser's cookie: a copy of it, taken before,
+    kept working until the secret key changed."""
+    with serving(keyed_app) as base_url:
+        browser = requests.Session()
+        browser.post(
+            f"{base_url}/sign-in", data={"key": "alice-secret"}, headers={"Origin": base_url}
+        )
+        thief = requests.Session()
+        thief.cookies.update(browser.cookies)
+        assert thief.get(f"{base_url}/api/tasks").status_code == 200
+        browser.post(f"{base_url}/sign-out", headers={"Origin": base_url})
+        assert thief.get(f"{base_url}/api/tasks").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/", "/\tevil.example", "/\x01/evil.example", "/\\evil.example",
+     "/\r\nLocation: http://evil.example", "https://evil.example/", "/\x7f/evil.example",
+     "javascript:alert(1)", "\u2028/evil.example"],
+)  # fmt: skip
+def test_sign_in_goes_back_only_to_a_path_on_this_site(keyed_app, target):
+    """Fails without the check of control characters and backslashes: a ``next`` of a
+    slash, a tab and a host became ``Location: /\\tevil.example``, which browsers follow
+    to evil.example; CR/LF answered 500."""
+    response = keyed_app.test_client().post(
+        "/sign-in", data={"key": "alice-secret", "next": target},
+        headers={"Origin": "http://localhost"},
+    )  # fmt: skip
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+
+
+def test_a_same_site_next_path_is_kept(keyed_app):
+    response = keyed_app.test_client().post(
+        "/sign-in", data={"key": "alice-secret", "next": "/tasks/abc?x=1"},
+        headers={"Origin": "http://localhost"},
+    )  # fmt: skip
+    assert response.headers["Location"] == "/tasks/abc?x=1"
+
+
+def test_run_task_by_get_with_a_cookie_needs_this_site_or_the_address_bar(keyed_app):
+    """Fails without the Sec-Fetch-Site check on the quick start's GET: an <img> on
+    another site queued a job with the signed-in browser's cookie."""
+    client = keyed_app.test_client()
+    client.post("/sign-in", data={"key": "alice-secret"}, headers={"Origin": "http://localhost"})
+    for headers in ({}, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
+        refused = client.get("/run-task/img?seconds=0", headers=headers)
+        assert refused.status_code == 403, headers
+    for site in ("same-origin", "none"):
+        accepted = client.get("/run-task/bar?seconds=0", headers={"Sec-Fetch-Site": site})
+        assert accepted.status_code == 202, site
+    # A Bearer key needs no such header: another site cannot make a browser send it.
+    assert keyed_app.test_client().get("/run-task/key?seconds=0", headers=ALICE).status_code == 202

@@ -10,8 +10,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from ..auth import current_caller
 from ..store.broker_queues import queue_overview
-from ..store.ledger import ledger_of
+from ..store.ledger import Ledger, ledger_of
 
 blp = Blueprint("system", __name__, url_prefix="/api/system", description="What runs where.")
 
@@ -32,7 +33,11 @@ class WorkerSchema(Schema):
 
     name = fields.String(required=True)
     queues = fields.List(fields.String(), required=True)
-    running = fields.List(fields.String(), required=True, metadata={"description": "Task ids"})
+    running = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "Ids of the caller's tasks it runs (every task's, for an admin)"},
+    )
     seen_at = fields.String(required=True)
 
 
@@ -41,6 +46,16 @@ class SystemSchema(Schema):
 
     queues = fields.List(fields.Nested(QueueSchema), required=True)
     workers = fields.List(fields.Nested(WorkerSchema), required=True)
+
+
+def visible_tasks(ledger: Ledger, task_ids: list[str]) -> set[str]:
+    """Which of the running ``task_ids`` the caller may see: all for an admin, else its
+    own (another owner's task id is not its to know)."""
+    caller = current_caller()
+    if caller.admin:
+        return set(task_ids)
+    owners = ledger.owners_of(task_ids)
+    return {task for task, owner in zip(task_ids, owners, strict=True) if owner == caller.owner}
 
 
 @blp.route("")
@@ -54,6 +69,9 @@ class System(MethodView):
             current_app.extensions["celery"], ledger.client,
             list(current_app.config["TASK_QUEUES"]), heartbeats,
         )  # fmt: skip
+        visible = visible_tasks(
+            ledger, [t for beat in heartbeats.values() for t in beat.get("running", [])]
+        )
         return {
             "queues": [
                 {**queue, "oldest_waiting_seconds": round(queue["oldest_waiting_seconds"], 1)}
@@ -63,7 +81,7 @@ class System(MethodView):
                 {
                     "name": name,
                     "queues": beat["queues"],
-                    "running": beat.get("running", []),
+                    "running": [task for task in beat.get("running", []) if task in visible],
                     "seen_at": beat["at"],
                 }
                 for name, beat in sorted(heartbeats.items())

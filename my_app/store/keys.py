@@ -55,6 +55,11 @@ def idempotency_key(owner: str, key: str) -> str:
     return f"{PREFIX}idempotency:{owner}:{key}"
 
 
+def session_key(session_id: str) -> str:
+    """A browser's signed-in session (its owner), until sign-out or expiry."""
+    return f"{PREFIX}session:{session_id}"
+
+
 def artifact_key(task_id: str, name: str) -> str:
     """Where one artifact's bytes live."""
     return f"{PREFIX}artifact:{task_id}:{name}"

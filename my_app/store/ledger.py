@@ -318,6 +318,13 @@ class Ledger:
         """The owner of a task, if the ledger knows it."""
         return self.client.hget(task_key(task_id), "owner")
 
+    def owners_of(self, task_ids: list[str]) -> list[str | None]:
+        """The owners of several tasks, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hget(task_key(task_id), "owner")
+        return pipe.execute() if task_ids else []
+
     def task_id_page(self, owner: str | None, first: int, last: int) -> tuple[list[str], int]:
         """A page (``first`` to ``last``, newest first) of the owner's tasks (everyone's
         for None), and how many there are."""
