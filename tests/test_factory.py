@@ -9,6 +9,7 @@ import pytest
 
 from my_app import create_app
 from my_app.config import DevelopmentConfig, ProductionConfig, TestingConfig
+from my_app.settings import SettingsError
 
 
 def test_development_is_the_default(monkeypatch):
@@ -88,14 +89,16 @@ def test_the_tasks_carry_their_policy(monkeypatch):
 
 def test_production_refuses_the_default_secret(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
-    with pytest.raises(RuntimeError, match="ProductionConfig needs a SECRET_KEY"):
+    monkeypatch.setenv("API_KEYS", "ops:ops-secret")
+    with pytest.raises(SettingsError, match="SECRET_KEY must be set in production"):
         create_app(ProductionConfig)
-    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
         create_app("production", SECRET_KEY="dev")
 
 
 def test_production_starts_with_a_real_secret(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "a-long-random-production-secret")
+    monkeypatch.setenv("API_KEYS", "ops:ops-secret")
     app = create_app("production")
     assert app.config["SECRET_KEY"] == "a-long-random-production-secret"
     assert not app.debug

@@ -38,6 +38,7 @@ def test_errors_and_401s_carry_them_too(keyed_app):
 
 def test_production_sends_hsts_over_https_only(monkeypatch, database_url):
     monkeypatch.setenv("SECRET_KEY", "a-long-random-production-secret")
+    monkeypatch.setenv("API_KEYS", "ops:ops-secret")
     client = create_app("production", REDIS_URL=database_url).test_client()
     secure = client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")

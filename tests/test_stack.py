@@ -86,11 +86,14 @@ def test_make_up_runs_the_stack_and_ctrl_c_leaves_nothing_behind(tmp_path):
 
 
 @contextmanager
-def make(target: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """``make <target>`` in a session of its own, stopped (its whole group) on exit."""
+def make(
+    target: str, env: dict[str, str], log: Path, inherit: bool = True
+) -> Iterator[subprocess.Popen]:
+    """``make <target>`` in a session of its own, stopped (its whole group) on exit; its
+    environment is this one's plus ``env`` (only ``env`` when not ``inherit``)."""
     output = log.open("w")
     process = subprocess.Popen(
-        ["make", target], cwd=ROOT, env={**os.environ, **env}, stdout=output,
+        ["make", target], cwd=ROOT, env={**os.environ, **env} if inherit else env, stdout=output,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
@@ -157,9 +160,21 @@ def test_make_serve_holds_many_open_pages_and_lets_go_of_closed_ones(tmp_path, d
     assert "Using worker: gevent" in (tmp_path / "serve.log").read_text()
 
 
+def test_make_flower_s_api_works_out_of_the_box_in_development(tmp_path, database_url):
+    """Fails when make flower leaves Flower's API behind its default 401 (Flower 2 wants
+    FLOWER_UNAUTHENTICATED_API for an API without a login)."""
+    port = free_port()
+    env = {"APP_CONFIG": "development", "REDIS_URL": database_url, "FLOWER_PORT": str(port)}
+    env_without_flower = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
+    with make("flower", {**env_without_flower, **env}, tmp_path / "flower.log", inherit=False):
+        url = f"http://127.0.0.1:{port}/api/workers"
+        wait_until(lambda: answers(url), timeout=60, interval=0.5)
+        assert requests.get(url, timeout=10).status_code == 200
+
+
 def test_make_flower_needs_basic_auth_outside_development(tmp_path, database_url):
     env = {"APP_CONFIG": "production", "SECRET_KEY": "a-long-random-production-secret",
-           "REDIS_URL": database_url}  # fmt: skip
+           "API_KEYS": "ops:ops-secret", "REDIS_URL": database_url}  # fmt: skip
     refused = subprocess.run(["make", "flower"], cwd=ROOT, env={**os.environ, **env},
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert refused.returncode != 0

@@ -93,6 +93,47 @@ def test_bad_uploads_get_their_4xx_and_enqueue_nothing(idle_app, data, filename,
     assert client.get("/api/tasks").get_json() == []
 
 
+def truncated(image_format: str) -> bytes:
+    """A photo-like image of ``image_format`` cut to two thirds: its header is whole."""
+    noise = Image.effect_noise((320, 240), 64).convert("RGB")
+    buffer = io.BytesIO()
+    noise.save(buffer, image_format)
+    data = buffer.getvalue()
+    return data[: len(data) * 2 // 3]
+
+
+def broken_png_data() -> bytes:
+    """A PNG whose compressed pixel data is garbage (its chunks' CRCs fixed up)."""
+    import struct
+    import zlib
+
+    data = bytearray(image_bytes(size=(64, 64)))
+    start = data.index(b"IDAT")
+    length = struct.unpack(">I", data[start - 4 : start])[0]
+    data[start + 4 : start + 4 + length] = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    crc = zlib.crc32(bytes(data[start : start + 4 + length]))
+    data[start + 4 + length : start + 8 + length] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "filename"),
+    [
+        (truncated("JPEG"), "cut.jpg"),
+        (truncated("GIF"), "cut.gif"),
+        (broken_png_data(), "garbage.png"),
+    ],
+)
+def test_a_corrupt_image_is_422_before_anything_is_queued(idle_app, data, filename):
+    """Fails with ``Image.verify()`` alone, which decodes none of these: they got 202 and
+    failed in the worker."""
+    client = idle_app.test_client()
+    response = upload(client, data, filename=filename)
+    assert response.status_code == 422, response.get_json()
+    assert "corrupt" in response.get_json()["message"]
+    assert client.get("/api/tasks").get_json() == []
+
+
 def test_sizes_may_be_repeated_fields_or_a_comma_list(idle_app):
     client = idle_app.test_client()
     for sizes in (["64", "128"], ["64,128"], ["128", "64,64"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from flask import Request, current_app, request
@@ -32,13 +33,45 @@ from .tasks import accept
 
 
 class MultipartParser(FlaskParser):
-    """webargs' Flask parser plus a ``multipart`` location: form fields and files together."""
+    """webargs' Flask parser plus a ``multipart`` location (form fields and files
+    together), and a JSON body held to what the service can store."""
 
     __location_map__ = dict(multipart="load_multipart", **FlaskParser.__location_map__)
+
+    def load_json(self, req: Request, schema: Schema) -> Any:
+        """The JSON body, refused (400) when Python cannot read it (an integer of more
+        than 4,300 digits) or it holds text that is not text (an unpaired surrogate,
+        ``"\\ud800"``, which no UTF-8 store can keep)."""
+        try:
+            body = super().load_json(req, schema)
+        except ValueError as error:  # json's int limit; JSONDecodeError is webargs' 400
+            abort(400, message=f"The JSON body cannot be read: {error}")
+        if LONE_SURROGATE_ESCAPE.search(req.get_data(cache=True)) and holds_lone_surrogate(body):
+            abort(400, message="The JSON body holds an unpaired surrogate (\\ud800-\\udfff).")
+        return body
 
     def load_multipart(self, req: Request, schema: Schema) -> MultiDictProxy:
         """Fields from the form and the uploaded files of a multipart/form-data body."""
         return MultiDictProxy(CombinedMultiDict([req.form, req.files]), schema)
+
+
+#: A JSON escape of a surrogate: only such a body can hold an unpaired one.
+LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def holds_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string that is not valid Unicode text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_lone_surrogate(item) for item in value)
+    return False
 
 
 class JobsBlueprint(Blueprint):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from typing import Any
 
 from flask_smorest.error_handler import ErrorSchema
@@ -147,18 +148,33 @@ class IdempotencyHeadersSchema(Schema):
     )
 
 
+#: The OpenAPI document's pattern for a header: none of the characters Python's
+#: str.splitlines() breaks at, which the email package refuses.
+HEADER_PATTERN = r"^[^\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]*$"
+
+
+def header_value(value: str) -> None:
+    """Refuse what the email package refuses in a header: every line break Python knows
+    (CR, LF, VT, FF, U+0085, U+2028, ..., where ``str.splitlines`` breaks, a trailing one
+    too), and anything else it refuses, asking it."""
+    try:
+        if value.splitlines() != [value]:
+            raise ValueError
+        EmailMessage()["Subject"] = value
+    except ValueError:
+        raise ValidationError("Must be a single line (no line or paragraph breaks).") from None
+
+
 class EmailJobSchema(Schema):
     """An email to send over SMTP."""
 
-    to = fields.List(fields.Email(), required=True, validate=validate.Length(1, 50))
+    to = fields.List(
+        fields.Email(validate=header_value), required=True, validate=validate.Length(1, 50)
+    )
     subject = fields.String(
         required=True,
-        validate=[
-            validate.Length(1, 998),
-            # Not validate.Regexp: Python's `$` also matches before a final newline.
-            validate.ContainsNoneOf("\r\n", error="The subject must be a single line."),
-        ],
-        metadata={"pattern": r"^[^\r\n]*$"},
+        validate=[validate.Length(1, 998), header_value],
+        metadata={"pattern": HEADER_PATTERN},
     )
     text = fields.String(required=True, validate=validate.Length(max=1_000_000))
     html = fields.String(validate=validate.Length(max=1_000_000))

@@ -36,7 +36,10 @@ def check_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     """Check that ``data`` is a whole JPEG, PNG, WebP or GIF of at most ``max_pixels``.
 
     Returns its format, width and height. Only the header is read before the pixel
-    count is checked, so a decompression bomb is refused without being decoded.
+    count is checked, so a decompression bomb is refused without being decoded; then
+    the frame the thumbnails are made of is decoded in full, so a truncated or corrupt
+    image is refused here (422) rather than failing in the worker (``verify`` alone
+    decodes nothing of a JPEG or GIF).
     """
     try:
         with warnings.catch_warnings():
@@ -53,6 +56,9 @@ def check_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
                         "allowed."
                     )
                 image.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                image.seek(0)
+                image.load()
     except UnidentifiedImageError:
         raise UnsupportedImage("The file is not an image; send JPEG, PNG, WebP or GIF.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

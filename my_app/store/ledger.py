@@ -146,6 +146,11 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+#: The largest position a page may reach in an index: a sorted set holds fewer than 2^32
+#: members, and Redis refuses offsets beyond 64 bits (a 500 for a huge ?page=).
+MAX_INDEX = 2**32
+
+
 class Ledger:
     """The ledger of one app: its text and bytes clients of ``REDIS_URL``, how long an
     entry lives, and Celery's result backend (whose Redis carries the live feeds)."""
@@ -337,6 +342,8 @@ class Ledger:
         return self._index_page(state_key(owner, state), first, last)
 
     def _index_page(self, index: str, first: int, last: int) -> tuple[list[str], int]:
+        if last > MAX_INDEX:  # past any index Redis can hold (its offsets are 64-bit)
+            return [], self.client.zcard(index)
         pipe = self.client.pipeline(transaction=False)
         pipe.zrevrange(index, first, last - 1)
         pipe.zcard(index)
