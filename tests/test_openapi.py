@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,8 @@ def test_the_live_service_honours_its_schema(keyed_app, tmp_path):
     # Generated bodies can be megabytes long: keep every line of the report, each one short.
     report = "\n".join(line[:300] for line in (run.stdout + run.stderr).splitlines())
     assert run.returncode == 0, report[-20000:]
+    # The stateful phase chains calls by the links schemathesis infers from Location.
+    assert re.search(r"✅\s+Stateful", report), report[-5000:]
 
 
 def run_schemathesis(live_server: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -102,6 +105,7 @@ def run_schemathesis(live_server: str, tmp_path: Path) -> subprocess.CompletedPr
             "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
             "run", f"{live_server}/api/openapi.json",
             "--header", f"Authorization: {ALICE['Authorization']}",
+            "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", "10", "--max-time", str(scaled(60, minimum=20)),
             "--request-timeout", "5",
             "--seed", "1", "--generation-database", "none",
