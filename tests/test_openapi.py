@@ -113,3 +113,25 @@ def run_schemathesis(live_server: str, tmp_path: Path) -> subprocess.CompletedPr
         ],
         capture_output=True, text=True, cwd=tmp_path, timeout=500,
     )  # fmt: skip
+
+
+def test_the_documented_seconds_limits_are_the_enforced_ones_per_role(keyed_app):
+    """Fails when the document's limits drift from the enforced ones: it said 3600 while
+    a non-admin got 422 above 600, without saying so."""
+    from support import ADMIN, ALICE
+
+    spec = keyed_app.test_client().get("/api/openapi.json").get_json()
+    seconds = spec["components"]["schemas"]["SlowJob"]["properties"]["seconds"]
+    assert seconds["maximum"] == 3600
+    assert "admin" in seconds["description"] and "MAX_JOB_SECONDS" in seconds["description"]
+    client = keyed_app.test_client()
+    limit = keyed_app.config["MAX_JOB_SECONDS"]
+    over = {"name": "x", "seconds": limit + 1}
+    assert client.post("/api/tasks/slow", json=over, headers=ALICE).status_code == 422
+    admin = client.post("/api/tasks/slow", json={"name": "x", "seconds": 3600}, headers=ADMIN)
+    assert admin.status_code == 202
+    client.delete(admin.headers["Location"], headers=ADMIN)
+    assert (
+        client.post("/api/tasks/slow", json={**over, "seconds": 3601}, headers=ADMIN).status_code
+        == 422
+    )

@@ -11,10 +11,16 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ..jobs.report import unsupported_characters
 from ..records import TaskState
+from ..settings import SLOW_JOB_MAX_SECONDS
 
 __all__ = ["ErrorSchema"]  # every error answer, as flask-smorest shapes it
 
-MAX_SECONDS = 3600
+MAX_SECONDS = SLOW_JOB_MAX_SECONDS
+#: The documented limit of ``seconds``, per role, as ``quotas.check_job_seconds`` holds it.
+SECONDS_LIMITS = (
+    f"At most {SLOW_JOB_MAX_SECONDS} with an admin key; with any other key (or none) at most "
+    "the server's MAX_JOB_SECONDS (600 unless set otherwise), 422 beyond."
+)
 # A report renders at about 50,000 characters a second: cap it at a few seconds' work.
 MAX_SECTION_CHARS = 20_000
 MAX_REPORT_CHARS = 200_000
@@ -32,13 +38,22 @@ class SlowJobSchema(Schema):
     """The seed job: count ``seconds`` seconds, then greet ``name``."""
 
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    seconds = fields.Integer(load_default=10, strict=True, validate=validate.Range(0, MAX_SECONDS))
+    seconds = fields.Integer(
+        load_default=10,
+        strict=True,
+        validate=validate.Range(0, MAX_SECONDS),
+        metadata={"description": f"How long the job counts. {SECONDS_LIMITS}"},
+    )
 
 
 class RunTaskQueryArgsSchema(Schema):
     """Query arguments of ``/run-task/<name>``."""
 
-    seconds = fields.Integer(load_default=10, validate=validate.Range(0, MAX_SECONDS))
+    seconds = fields.Integer(
+        load_default=10,
+        validate=validate.Range(0, MAX_SECONDS),
+        metadata={"description": f"How long the job counts. {SECONDS_LIMITS}"},
+    )
 
 
 class ProgressSchema(Schema):
