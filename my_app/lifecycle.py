@@ -56,6 +56,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.backends.redis import SentinelBackend
+from celery.exceptions import TaskRevokedError
 from celery.signals import after_task_publish, before_task_publish, task_received
 from flask import Flask, g, has_request_context
 from redis.exceptions import OutOfMemoryError
@@ -181,6 +182,46 @@ def queued(
     )  # fmt: skip
     ledger.record_queued(entry, datetime.fromisoformat(entry["submitted_at"]).timestamp())
     flask_app.logger.info("Queued task %s (%s)", task_id, sender, extra={"task_id": task_id})
+    embed = body[2] if isinstance(body, (list, tuple)) and len(body) > 2 else None
+    for step, waits_for in later_steps(embed, task_id, headers.get("group")):
+        step_entry = new_entry(
+            celery_app, step["task"], step["options"]["task_id"],
+            step.get("args") or (), step.get("kwargs") or {},
+            owner=entry["owner"],
+            queue=queue_of(celery_app, step["task"], step["options"].get("queue") or ""),
+        )  # fmt: skip
+        step_entry["waiting_for"] = waits_for
+        ledger.record_queued(step_entry, datetime.fromisoformat(entry["submitted_at"]).timestamp())
+
+
+def later_steps(embed: Any, task_id: str, group_id: str | None) -> list[tuple[dict[str, Any], str]]:
+    """The canvas steps a message carries that run after it (a chain's next steps, a
+    chord's callback), each with the id of what it waits for: from the moment a canvas
+    is queued, every id it returned can be read and cancelled. A step that is itself a
+    group or chord (no task of its own) ends the walk."""
+    if not isinstance(embed, dict):
+        return []
+    steps: list[tuple[dict[str, Any], str]] = []
+    previous = task_id
+    for step in reversed(embed.get("chain") or []):  # Celery keeps the chain reversed
+        if not is_task_signature(step):
+            break
+        steps.append((step, previous))
+        previous = step["options"]["task_id"]
+    chord = embed.get("chord")
+    if is_task_signature(chord):
+        steps.append((chord, group_id or task_id))
+    return steps
+
+
+def is_task_signature(step: Any) -> bool:
+    """Whether a serialized signature is one task with its id fixed."""
+    return (
+        isinstance(step, dict)
+        and isinstance(step.get("task"), str)
+        and isinstance(step.get("options"), dict)
+        and isinstance(step["options"].get("task_id"), str)
+    )
 
 
 def queue_of(celery_app: Celery, task_name: str, routing_key: str) -> str:
@@ -285,7 +326,15 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
     filed (a SUCCESS after a REVOKED, a PROGRESS after either) is not stored."""
 
     def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
-        """File the transition, then store the result as Celery does, unless refused."""
+        """File the transition, then store the result as Celery does, unless refused; a
+        revoked chain step revokes the steps after it (Celery carries a failure down a
+        chain itself, not a revoke), saying why."""
+        if state == TaskState.REVOKED:
+            request = kwargs.get("request") or (args[1] if len(args) > 1 else None)
+            for step, _ in later_steps({"chain": getattr(request, "chain", None)}, task_id, None):
+                step_id = step["options"]["task_id"]
+                reason = f"an earlier step of its chain, {task_id}, was cancelled"
+                self.store_result(step_id, TaskRevokedError(reason), state)
         flask_app = flask_app_of(self.app)
         if flask_app is not None and state in TaskState.__members__:
             ledger = ledger_of(flask_app)

@@ -87,6 +87,9 @@ class TaskRecord:
     inputs: dict[str, Any] = field(default_factory=dict)
     artifacts: tuple[str, ...] = ()
     retry_of: str | None = None
+    #: The canvas step (a chain's previous step, a chord's group) this one waits for: it
+    #: is queued when that one ends.
+    waiting_for: str | None = None
     worker: str | None = None
     received_at: str | None = None
     attempts: int = 0
@@ -107,7 +110,12 @@ class TaskRecord:
     @property
     def waiting(self) -> bool:
         """Whether the task is queued and no worker has taken it yet."""
-        return self.state == TaskState.QUEUED and not self.received_at and bool(self.queue)
+        return (
+            self.state == TaskState.QUEUED
+            and not self.received_at
+            and bool(self.queue)
+            and not self.waiting_for
+        )
 
     def as_lost(self) -> TaskRecord:
         """This record, as LOST: its message is gone from its queue."""
@@ -127,14 +135,15 @@ class TaskRecord:
         """The public fields, as the API's schemas dump them (``warning`` only when
         there is one)."""
         shown = {name: getattr(self, name) for name in PUBLIC_FIELDS}
-        if self.warning is None:
-            del shown["warning"]
+        for optional in ("warning", "waiting_for"):
+            if shown[optional] is None:
+                del shown[optional]
         return shown
 
 
 PUBLIC_FIELDS = (
     "id", "kind", "owner", "queue", "state", "progress", "result", "error", "inputs",
-    "artifacts", "retry_of", "worker", "submitted_at", "received_at", "attempts",
+    "artifacts", "retry_of", "waiting_for", "worker", "submitted_at", "received_at", "attempts",
     "started_at", "finished_at", "retry_at", "warning",
 )  # fmt: skip
 
@@ -182,6 +191,7 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
             )
         ),
         retry_of=raw.get("retry_of") or None,
+        waiting_for=(raw.get("waiting_for") or None) if state == TaskState.QUEUED else None,
         worker=raw.get("worker") or None,
         received_at=raw.get("received_at") or None,
         attempts=_int(raw.get("attempts")),

@@ -11,7 +11,7 @@ import sys
 import uuid
 
 import requests
-from celery import chain, group
+from celery import chain, chord, group
 from support import ROOT, flower_process, wait_for_state
 
 from my_app.tasks import slow_task
@@ -57,6 +57,46 @@ def test_chains_and_groups_record_every_task(client):
     for task_id in (first, second, *(result.id for result in members.results)):
         assert wait_for_state(client, f"/api/tasks/{task_id}", {"SUCCESS"})["kind"] == "slow"
     assert {first, second} <= listed_ids(client)
+
+
+def test_every_id_a_chain_returns_is_visible_and_cancellable_at_once(client):
+    """The id ``chain(...).apply_async()`` returns is its last step's: it reads QUEUED,
+    waiting for the step before it, the moment the call returns; cancelling the first
+    step while it runs revokes the later ones, saying why.
+
+    Fails without the canvas steps recorded at publish: the later steps were 404 until
+    the earlier ones finished, and for good once one was cancelled."""
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    result = chain(
+        slow_task.si("one", 30).set(task_id=first),
+        slow_task.si("two", 0).set(task_id=second),
+        slow_task.si("three", 0).set(task_id=third),
+    ).apply_async()
+    assert result.id == third
+    last = client.get(f"/api/tasks/{third}")
+    assert last.status_code == 200
+    assert (last.get_json()["state"], last.get_json()["waiting_for"]) == ("QUEUED", second)
+    assert client.get(f"/api/tasks/{second}").get_json()["waiting_for"] == first
+    wait_for_state(client, f"/api/tasks/{first}", {"PROGRESS"})
+    assert client.delete(f"/api/tasks/{first}").status_code == 202
+    for step in (second, third):
+        ended = wait_for_state(client, f"/api/tasks/{step}", {"REVOKED", "SUCCESS", "FAILURE"})
+        assert ended["state"] == "REVOKED"
+        assert first in ended["error"]["message"]
+        assert "waiting_for" not in ended
+    revoked = {task["id"] for task in client.get("/api/tasks?state=REVOKED").get_json()}
+    assert {first, second, third} <= revoked
+
+
+def test_a_chord_s_callback_is_visible_while_its_group_runs(client):
+    """Fails without the chord's callback recorded at publish (404 until the group ends)."""
+    callback_id = str(uuid.uuid4())
+    header = [slow_task.si(f"part {n}", 1) for n in range(2)]
+    result = chord(header)(slow_task.si("callback", 0).set(task_id=callback_id))
+    assert result.id == callback_id
+    waiting = client.get(f"/api/tasks/{callback_id}").get_json()
+    assert waiting["state"] == "QUEUED" and waiting["waiting_for"]
+    assert wait_for_state(client, f"/api/tasks/{callback_id}", {"SUCCESS"})["kind"] == "slow"
 
 
 def test_a_task_queued_with_celery_call_shows_in_the_api(client, redis_url):

@@ -80,6 +80,7 @@ class TaskLinksSchema(Schema):
     cancel = fields.String(required=True)
     retry = fields.String(required=True)
     retry_of = fields.String(allow_none=True)
+    waiting_for = fields.String()
     artifacts = fields.Dict(keys=fields.String(), values=fields.String())
 
 
@@ -114,6 +115,13 @@ class TaskSchema(Schema):
     warning = fields.String(
         dump_only=True,
         metadata={"description": "Something the caller should know: its worker is gone"},
+    )
+    waiting_for = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "The canvas step this one waits for (a chain's previous step, a "
+            "chord's group): it is queued when that one ends"
+        },
     )
     links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)
 

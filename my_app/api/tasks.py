@@ -64,6 +64,8 @@ def with_links(task: TaskRecord) -> dict[str, Any]:
     }
     if task.retry_of:
         links["retry_of"] = f"{tasks_url}/{task.retry_of}"
+    if task.waiting_for:
+        links["waiting_for"] = f"{tasks_url}/{task.waiting_for}"
     if task.artifacts:
         links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task.artifacts}
     return {**task.as_dict(), "links": links}

@@ -37,13 +37,27 @@ from .keys import (
 )
 
 # A new entry, filed under its owner, among all tasks and the active ones, and (unless a
-# worker took it already) among its queue's waiting ones; counted and announced. Nothing
-# when the entry exists: the worker that took the message recorded it first, from the
-# message itself. KEYS: the entry, the owner's index, all tasks, all active, the owner's
-# active set, the queue's waiting set, the counters, the owner's and everyone's channel.
-# ARGV: expires, submitted (epoch), id, counter field, announce ("1"), field, value, ...
+# worker took it already, or it is a canvas step waiting for another: a "waiting_for"
+# field) among its queue's waiting ones; counted and announced. Nothing more when the
+# entry exists: the worker that took the message recorded it first, from the message
+# itself; or it was recorded as a waiting canvas step, and its own publish now only
+# clears "waiting_for" and files it as waiting in its queue. KEYS: the entry, the
+# owner's index, all tasks, all active, the owner's active set, the queue's waiting set,
+# the counters, the owner's and everyone's channel. ARGV: expires, submitted (epoch),
+# id, counter field, announce ("1"), field, value, ...
 QUEUED = """
-if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then return 0 end
+local pending = false
+for i = 6, #ARGV, 2 do
+  if ARGV[i] == 'waiting_for' then pending = true end
+end
+if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then
+  if not pending and redis.call('HDEL', KEYS[1], 'waiting_for') == 1
+      and redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
+    redis.call('ZADD', KEYS[6], tonumber(ARGV[2]), ARGV[3])
+    redis.call('EXPIRE', KEYS[6], tonumber(ARGV[1]))
+  end
+  return 0
+end
 local expires, submitted, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], expires)
@@ -54,7 +68,7 @@ for i = 2, 4 do
 end
 redis.call('SADD', KEYS[5], id)
 redis.call('EXPIRE', KEYS[5], expires)
-if redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
+if not pending and redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
   redis.call('ZADD', KEYS[6], submitted, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', submitted - expires)
   redis.call('EXPIRE', KEYS[6], expires)
