@@ -65,6 +65,7 @@ from .records import STORED_FINAL_STATES, TaskState, encode_inputs, may_follow
 from .store import artifacts
 from .store.ledger import Ledger, ledger_of, utc_now
 from .store.results import SubmitOnlyRedisBackend
+from .worker.outages import announce_wait
 
 #: The custom message headers a producer may set (``apply_async(headers=...)``): whose
 #: task it is, and which task it runs again.
@@ -346,6 +347,12 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
             ):
                 return result
         return super().store_result(task_id, result, state, *args, **kwargs)
+
+    def on_backend_retryable_error(self, exc: Exception) -> None:
+        """Celery's hook before it retries storing a result: say the worker waits."""
+        flask_app = flask_app_of(self.app)
+        if flask_app is not None:
+            announce_wait(flask_app.config["REDIS_OUTAGE_GRACE_SECONDS"], exc)
 
     def exception_safe_to_retry(self, exc: Exception) -> bool:
         """Retry (``result_backend_always_retry``) a lost connection, as Celery does, and

@@ -132,23 +132,48 @@ def test_the_decoder_reads_whatever_is_stored(raw, meta):
         assert isinstance(record.as_dict(), dict)
 
 
-def test_a_message_routed_to_default_reaches_default_only(idle_app):
-    """A task published to the ``default`` exchange with routing key ``default`` lands in
-    the ``default`` queue only, so it runs once.
+def test_each_declared_exchange_and_routing_key_reach_one_queue(idle_app):
+    """A task published with each exchange and routing key the config declares lands in
+    that queue only.
 
     Fails with ``Queue(name)`` declared without its own exchange and routing key: both
     queues are bound to ``default`` by ``default``, and ``heavy`` gets a copy.
     """
     celery_app = idle_app.extensions["celery"]
+    names = list(idle_app.config["TASK_QUEUES"])
     with celery_app.connection_for_write() as connection:
         for queue in celery_app.amqp.queues.values():
             queue.bind(connection.default_channel).declare()
-    before = waiting_messages(celery_app, ["default", "heavy"])
-    with idle_app.app_context():
-        slow_task.apply_async(("Ada", 0), exchange="default", routing_key="default")
-    after = waiting_messages(celery_app, ["default", "heavy"])
-    assert after["default"] == before["default"] + 1
-    assert after["heavy"] == before["heavy"]
+    for queue in celery_app.amqp.queues.values():
+        before = waiting_messages(celery_app, names)
+        with idle_app.app_context():
+            slow_task.apply_async(
+                ("Ada", 0), exchange=queue.exchange.name, routing_key=queue.routing_key
+            )
+        after = waiting_messages(celery_app, names)
+        assert {name: after[name] - before[name] for name in names} == {
+            name: int(name == queue.name) for name in names
+        }
+
+
+def test_a_job_sent_by_each_declared_route_runs_once(app, client):
+    """With a worker on every queue, a job published by each declared exchange and
+    routing key runs exactly once (``attempts`` 1). Fails as the test above does."""
+    celery_app = app.extensions["celery"]
+    sent = []
+    for queue in celery_app.amqp.queues.values():
+        with app.app_context():
+            sent.append(
+                slow_task.apply_async(
+                    (f"via {queue.name}", 0),
+                    exchange=queue.exchange.name,
+                    routing_key=queue.routing_key,
+                ).id
+            )
+    for task_id in sent:
+        task = wait_for_state(client, f"/api/tasks/{task_id}", {"SUCCESS"})
+        time.sleep(0.5)  # a copy in another queue would start meanwhile
+        assert client.get(f"/api/tasks/{task_id}").get_json()["attempts"] == 1, task
 
 
 def test_a_worker_that_stops_cleanly_no_longer_counts_as_a_consumer(redis_database):

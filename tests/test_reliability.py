@@ -26,6 +26,7 @@ from support import (
     require_binary,
     scaled,
     submit_slow_job,
+    task_record,
     wait_for_task,
     wait_until,
     web_process,
@@ -82,15 +83,18 @@ def test_running_jobs_ride_out_a_redis_outage_of_several_seconds(redis_process, 
 
 
 def fill_redis(client: redis.Redis, until_percent: float) -> list[str]:
-    """Write 512 KiB values until Redis uses ``until_percent`` of its maxmemory (100:
-    until it refuses a write); returns the keys written."""
+    """Write values until Redis uses ``until_percent`` of its maxmemory (100: until it
+    refuses even a small write); returns the keys written. Big values first, small ones
+    near the top: a refused big write's buffer is freed, leaving room behind it."""
     written: list[str] = []
-    for n in range(400):  # 200 MiB at most
+    for n in range(20_000):  # bounded: 200 MiB of big values, then small ones
         info = client.info("memory")
-        if info["used_memory"] >= info["maxmemory"] * until_percent / 100:
+        left = info["maxmemory"] * until_percent / 100 - info["used_memory"]
+        if left <= 0 and until_percent < 100:
             break
+        size = 512 * 1024 if left > 2 * 512 * 1024 else 4 * 1024
         try:
-            client.set(f"filler:{n}", b"x" * 512 * 1024)
+            client.set(f"filler:{n}", b"x" * size)
         except redis.exceptions.OutOfMemoryError:
             break
         written.append(f"filler:{n}")
@@ -118,9 +122,14 @@ def test_a_full_redis_refuses_new_jobs_with_503_and_finishes_the_accepted_ones(t
     )
     url = f"{server.url}/0"
     client = redis.Redis.from_url(url)
+    log_path = tmp_path / "worker.log"
     try:
-        with worker_process(url, "--concurrency=4") as worker, web_process(url) as web:
-            accepted = [submit_slow_job(web, 8, name=f"job {n}") for n in range(6)]
+        with (
+            log_path.open("w") as log,
+            worker_process(url, "--concurrency=4", output=log) as worker,
+            web_process(url) as web,
+        ):
+            accepted = [submit_slow_job(web, 12, name=f"job {n}") for n in range(6)]
             wait_for_task(web, accepted[0]["id"], {"PROGRESS"}, timeout=30)
             filler = fill_redis(client, 93)
             # The web reads Redis's memory at most once a second.
@@ -131,7 +140,10 @@ def test_a_full_redis_refuses_new_jobs_with_503_and_finishes_the_accepted_ones(t
             ready = requests.get(f"{web}/readyz", timeout=10)
             assert ready.status_code == 503
             assert "storage is full" in ready.json()["message"]
-            filler += fill_redis(client, 100)
+            # To the brim, and held there: the limit lowered under what Redis uses.
+            client.config_set("maxmemory", client.info("memory")["used_memory"] - 2**20)
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                client.set("probe", "x")
             brim = requests.post(
                 f"{web}/api/tasks/slow", json={"name": "brim"}, timeout=10,
                 headers={"Idempotency-Key": "brim"},
@@ -139,7 +151,9 @@ def test_a_full_redis_refuses_new_jobs_with_503_and_finishes_the_accepted_ones(t
             assert brim.status_code == 503, brim.text
             assert brim.json()["message"].startswith("Storage is full")
             time.sleep(5)  # the running jobs' writes are refused meanwhile
+            assert all(task_record(web, t["id"])["state"] not in TERMINAL_STATES for t in accepted)
             assert worker.poll() is None, "the worker exited"
+            client.config_set("maxmemory", "40mb")
             client.delete(*filler)
             finished = [wait_for_task(web, t["id"], TERMINAL_STATES, timeout=120) for t in accepted]
             assert [t["state"] for t in finished] == ["SUCCESS"] * 6
@@ -147,6 +161,9 @@ def test_a_full_redis_refuses_new_jobs_with_503_and_finishes_the_accepted_ones(t
             after = wait_until(lambda: answers_202(web), timeout=30)
             assert wait_for_task(web, after["id"], TERMINAL_STATES)["state"] == "SUCCESS"
             assert requests.get(f"{web}/readyz", timeout=10).status_code == 200
+        # Each pool process says once that it waits, not once per refused write.
+        waits = log_path.read_text().count("Redis is unreachable or full")
+        assert 1 <= waits <= 5, waits
     finally:
         server.stop()
 

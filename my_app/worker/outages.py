@@ -14,8 +14,10 @@ socket timeout per attempt on top, so the wait is longer, never shorter.
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
+import time
 from typing import Any
 
 from celery.signals import worker_init
@@ -23,6 +25,10 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, OutOfMemoryError, TimeoutError
 from redis.retry import Retry
 
+logger = logging.getLogger(__name__)
+
+#: How often a worker process says it is waiting for Redis, in seconds.
+ANNOUNCE_EVERY_SECONDS = 60.0
 #: The longest pause between two attempts, in seconds.
 BACKOFF_CAP_SECONDS = 1.0
 #: The first pause, in seconds; each next one doubles up to the cap.
@@ -42,9 +48,40 @@ def attempts_within(grace_seconds: float) -> int:
 RETRIED_ERRORS = (ConnectionError, TimeoutError, socket.timeout, OSError, OutOfMemoryError)
 
 
+_announced_at = [0.0]
+
+
+def announce_wait(grace_seconds: float, error: BaseException) -> None:
+    """Say, once a minute at most per process, that the worker waits for Redis: an
+    operator reading the log sees why jobs pause."""
+    now = time.monotonic()
+    if now - _announced_at[0] >= ANNOUNCE_EVERY_SECONDS:
+        _announced_at[0] = now
+        logger.warning(
+            "Redis is unreachable or full (%s): waiting up to %g s for it "
+            "(REDIS_OUTAGE_GRACE_SECONDS) before a job fails",
+            type(error).__name__,
+            grace_seconds,
+        )
+
+
+class AnnouncedBackoff(ExponentialBackoff):
+    """redis-py's exponential backoff, announcing the wait (``announce_wait``)."""
+
+    def __init__(self, grace_seconds: float) -> None:
+        super().__init__(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS)
+        self.grace_seconds = grace_seconds
+
+    def compute(self, failures: int) -> float:
+        """The pause before the next attempt; the first failure is announced."""
+        if failures == 1:
+            announce_wait(self.grace_seconds, ConnectionError("retrying"))
+        return super().compute(failures)
+
+
 def outage_retry(grace_seconds: float) -> Retry:
     """redis-py's ``Retry`` of connection errors and timeouts for ``grace_seconds``."""
-    backoff = ExponentialBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS)
+    backoff = AnnouncedBackoff(grace_seconds)
     return Retry(backoff, retries=attempts_within(grace_seconds), supported_errors=RETRIED_ERRORS)
 
 
