@@ -66,9 +66,9 @@ def test_monitors_see_a_job_queued_over_http_sent_started_and_finished(monitored
         # Each kind of event travels on its own; they need not arrive in order.
         wanted = {"task-sent", "task-received", "task-started", "task-succeeded"}
         wait_until(lambda: wanted <= set(types_of(events, task["id"])), timeout=60)
-    seen = types_of(events, task["id"])
-    assert seen[0] == "task-sent"
-    assert {"task-received", "task-started", "task-succeeded"} <= set(seen)
+    # Not in order: Celery sends task-sent after the publish (and its after_task_publish
+    # handlers), so a fast worker's task-received can come first, by arrival and by clock.
+    assert wanted <= set(types_of(events, task["id"]))
 
 
 def test_a_cancelled_running_job_ends_revoked_for_monitors_too(monitored):
