@@ -1,1 +1,0 @@
-"""The task API: jobs as documented resources under ``/api/tasks``."""

@@ -1,1 +1,0 @@
-"""Operations: health checks, metrics, logs, tracing and security headers."""
