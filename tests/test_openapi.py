@@ -106,7 +106,8 @@ def run_schemathesis(live_server: str, tmp_path: Path) -> subprocess.CompletedPr
             "run", f"{live_server}/api/openapi.json",
             "--header", f"Authorization: {ALICE['Authorization']}",
             "--phases", "examples,coverage,fuzzing,stateful",
-            "--max-examples", "10", "--max-time", str(scaled(60, minimum=20)),
+            # The stateful phase runs last: at least 45 s, or it gets no time at all.
+            "--max-examples", "10", "--max-time", str(scaled(60, minimum=45)),
             "--request-timeout", "5",
             "--seed", "1", "--generation-database", "none",
             "--wait-for-schema", "10", "--no-color",

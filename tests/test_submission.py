@@ -163,6 +163,7 @@ def test_thousands_of_submissions_leave_no_subscription_and_no_memory_behind(idl
         if client["db"] == "1" and (int(client["sub"]) or int(client["psub"]))
     ]  # fmt: skip
     assert subscribed == [], json.dumps(subscribed)
-    # Measured: about 20 bytes a task, caches that stop growing (werkzeug's URL cache).
-    assert grown < measured * 60, f"Python memory grew by {grown / measured:.0f} bytes a task"
+    # Measured: 20 to 70 bytes a task (fewer tasks, more), caches that stop growing
+    # (werkzeug's URL cache); the subscription leak is about 380.
+    assert grown < measured * 120, f"Python memory grew by {grown / measured:.0f} bytes a task"
     assert queue_length(idle_app) == warm_up + measured
