@@ -181,7 +181,8 @@ def queued(
         queue=queue_of(celery_app, sender, routing_key),
         retry_of=headers.get(RETRY_OF_HEADER),
     )  # fmt: skip
-    ledger.record_queued(entry, datetime.fromisoformat(entry["submitted_at"]).timestamp())
+    submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
+    ledger.record_queued(entry, submitted)
     flask_app.logger.info("Queued task %s (%s)", task_id, sender, extra={"task_id": task_id})
     embed = body[2] if isinstance(body, (list, tuple)) and len(body) > 2 else None
     for step, waits_for in later_steps(embed, task_id, headers.get("group")):
@@ -192,7 +193,7 @@ def queued(
             queue=queue_of(celery_app, step["task"], step["options"].get("queue") or ""),
         )  # fmt: skip
         step_entry["waiting_for"] = waits_for
-        ledger.record_queued(step_entry, datetime.fromisoformat(entry["submitted_at"]).timestamp())
+        ledger.record_queued(step_entry, submitted)
 
 
 def later_steps(embed: Any, task_id: str, group_id: str | None) -> list[tuple[dict[str, Any], str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -60,17 +61,12 @@ LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def holds_lone_surrogate(value: Any) -> bool:
-    """Whether a parsed JSON value holds a string that is not valid Unicode text."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_lone_surrogate(item) for item in value)
+    """Whether a parsed JSON value holds a string that is not valid Unicode text (one
+    UTF-8 cannot encode)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
+from ..store.capacity import StorageFull
 from ..store.ledger import ledger_of
 
 bp = Blueprint("health", __name__)
@@ -54,9 +55,10 @@ def storage_check() -> str | None:
             f"storage: maxmemory-policy is {reading.policy}, which may evict queued jobs "
             "and their records; set it to noeviction"
         )
-    headroom = current_app.config["STORAGE_HEADROOM_PERCENT"]
-    if reading.full_at(headroom):
-        return f"storage is full: {reading.describe()} (new jobs need {headroom:g}% free)"
+    try:
+        ledger_of().memory.check_room(current_app.config["STORAGE_HEADROOM_PERCENT"])
+    except StorageFull as full:
+        return f"storage is full: {full}"
     return None
 
 

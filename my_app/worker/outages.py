@@ -4,8 +4,8 @@ A web request that finds Redis away answers 503 at once (``my_app.errors``): its
 can try again. A running job cannot hand its work back, so on the worker's side every
 Redis call (the ledger's marks, cancel checks, progress, artifacts, heartbeats, the
 result) waits for Redis to come back, with redis-py's ``Retry`` and backoff on the
-ledger's clients and Celery's ``retry_policy`` on the result backend, for about
-``REDIS_OUTAGE_GRACE_SECONDS``. Only then does the call fail, and with it the job.
+ledger's clients and Celery's ``result_backend_always_retry`` on the result backend, for
+about ``REDIS_OUTAGE_GRACE_SECONDS``. Only then does the call fail, and with it the job.
 
 The grace is a number of attempts a second apart: a Redis that refuses connections is
 waited for that long; one that hangs (paused, or a network that drops packets) costs a
