@@ -26,7 +26,7 @@ def create_app(config: str | type[Config] | None = None, **settings: Any) -> Fla
     app.config.from_object(chosen)
     # The class's dicts are shared; FLASK_CELERY__* and other nested variables must not
     # change them in place.
-    for name in ("CELERY", "TASK_TIME_LIMITS"):
+    for name in ("CELERY", "TASK_TIME_LIMITS", "ARTIFACT_STORE_OPTIONS"):
         app.config[name] = copy.deepcopy(getattr(chosen, name))
     app.config.update(plain_env_overrides())
     app.config.from_prefixed_env()
@@ -54,6 +54,7 @@ def register_extensions(app: Flask) -> None:
     from .extensions import NoSessions, api, limiter, redis_client
     from .live.fanout import Fanout
     from .ops import logs, metrics, security_headers, tracing
+    from .store.artifacts import ArtifactStore
     from .store.redis_connections import limiter_storage_uri
 
     # First: a request id for every log line, then a request without a valid key is
@@ -65,6 +66,9 @@ def register_extensions(app: Flask) -> None:
         app.session_interface = NoSessions()  # nobody signs in: no cookie to sign
     celery_app = celery_init_app(app)
     redis_client.init_app(app)
+    app.extensions["artifacts"] = ArtifactStore(
+        app.config["ARTIFACT_STORE"], app.config["ARTIFACT_STORE_OPTIONS"]
+    )
     app.extensions["fanout"] = Fanout(celery_app.backend)  # one subscription per process
     app.config.setdefault(
         "RATELIMIT_STORAGE_URI",

@@ -11,6 +11,7 @@ from kombu import Exchange, Queue
 
 from .store.redis_connections import SENTINEL_SCHEME, is_sentinel
 from .store.results import SubmitOnlyRedisBackend
+from .worker.artifact_sweep import ArtifactSweep
 from .worker.leases import LeaseRenewal
 from .worker.outages import result_backend_retries
 
@@ -124,6 +125,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_settings(app.config))
     celery_app.steps["consumer"].add(LeaseRenewal)
+    celery_app.steps["consumer"].add(ArtifactSweep)
     celery_app.set_default()
     # Task proxies (``slow_task.delay``, from ``@shared_task``) resolve to the current
     # Celery app: in each request, this app's, even where a process holds several.

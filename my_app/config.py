@@ -69,6 +69,7 @@ class Config:
         "task_routes": {
             "my_app.tasks.report_task": {"queue": "heavy"},
             "my_app.tasks.thumbnail_task": {"queue": "heavy"},
+            "my_app.tasks.video_task": {"queue": "heavy"},
         },
     }
 

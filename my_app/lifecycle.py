@@ -50,9 +50,10 @@ Why these hooks, and no others:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from celery import Celery, Task
 from celery.backends.redis import SentinelBackend
@@ -61,8 +62,9 @@ from celery.signals import after_task_publish, before_task_publish, task_receive
 from flask import Flask, g, has_request_context
 from redis.exceptions import OutOfMemoryError
 
-from .records import STORED_FINAL_STATES, TaskState, encode_inputs, may_follow
+from .records import STORED_FINAL_STATES, TaskRecord, TaskState, encode_inputs, may_follow
 from .store import artifacts
+from .store.artifacts import ArtifactStore
 from .store.ledger import Ledger, ledger_of, utc_now
 from .store.results import SubmitOnlyRedisBackend
 from .worker.outages import announce_wait
@@ -285,16 +287,41 @@ def progressed(task: Task, progress: dict[str, Any]) -> None:
     last_progress[task.request.id] = progress
 
 
-def artifact_saved(ledger: Ledger, task_id: str, name: str, data: bytes, max_bytes: int) -> None:
-    """Store a file the job produced and list it in the task's entry."""
-    artifacts.save_artifact(
-        ledger.binary, task_id, name, data, expires=ledger.expires, max_bytes=max_bytes
-    )
+def artifact_saved(
+    ledger: Ledger, store: ArtifactStore, task_id: str, name: str, source: str | IO[bytes]
+) -> None:
+    """Store a file the job produced (a local path, or an open file), whole, then list
+    it in the task's entry with its folder's deletion due when the entry expires."""
+    folder = artifacts.task_folder(task_id)
+    relative = f"{folder}/{name}"
+    if isinstance(source, str):
+        store.put_file(relative, source)
+    else:
+        store.put_stream(relative, source)
+    ledger.record_artifact(task_id, name, artifacts.content_type(name), folder)
 
 
-def artifacts_discarded(ledger: Ledger, task_id: str, names: list[str]) -> None:
-    """Drop what a failed run produced: no half-finished set of files is served."""
-    artifacts.delete_artifacts(ledger.binary, task_id, names)
+def artifacts_discarded(
+    ledger: Ledger, store: ArtifactStore, task_id: str, names: list[str]
+) -> None:
+    """Drop what a failed or cancelled run produced, listed or not: no half-finished set
+    of files is served, and nothing is left behind."""
+    ledger.forget_artifacts(task_id, names)
+    for name in names:
+        store.delete(f"{artifacts.task_folder(task_id)}/{name}")
+
+
+def upload_stored(ledger: Ledger, store: ArtifactStore, stream: IO[bytes]) -> str:
+    """Keep an upload a job will read (before its task is queued), named by its content's
+    SHA-256, so a file sent twice is stored once and an Idempotency-Key recognises it;
+    it is deleted when a task queued now would expire. Returns its upload id."""
+    stream.seek(0)
+    upload_id = hashlib.file_digest(stream, "sha256").hexdigest()
+    relative = artifacts.upload_path(upload_id)
+    ledger.record_upload(relative)  # first: a sweep must not take a file being reused
+    if store.stat(relative) is None:
+        store.put_stream(relative, stream)
+    return upload_id
 
 
 def outcome_recorded(ledger: Ledger, task_id: str, outcome: dict[str, Any]) -> None:
@@ -311,6 +338,16 @@ def cancel(flask_app: Flask, task_id: str, owner: str) -> None:
     step; then Celery's own revoke, so a worker already holding it drops it unstarted."""
     ledger_of(flask_app).request_cancel(task_id, owner)
     flask_app.extensions["celery"].control.revoke(task_id)
+
+
+# Purged.
+
+
+def purged(flask_app: Flask, task: TaskRecord) -> None:
+    """Forget a finished task at once: its entry, result and indexes, and its files."""
+    folder = artifacts.task_folder(task.id)
+    ledger_of(flask_app).purge(task.id, task.owner, task.state.value, folder)
+    artifacts.artifact_store(flask_app).delete(folder)
 
 
 # Finished.

@@ -285,7 +285,8 @@ def _kombu_json(text: str | None) -> Any:
 
 def progress_report(value: Any) -> dict[str, Any] | None:
     """A progress report, if ``value`` (stored JSON or a result) is one: whole or real
-    numbers ``current`` and ``total``, and an optional text ``message``."""
+    numbers ``current`` and ``total``, an optional text ``message`` and an optional
+    ``eta_seconds``."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -299,6 +300,9 @@ def progress_report(value: Any) -> dict[str, Any] | None:
     progress: dict[str, Any] = {"current": int(current), "total": int(total)}
     if isinstance(value.get("message"), str):
         progress["message"] = value["message"]
+    eta = value.get("eta_seconds")
+    if isinstance(eta, (int, float)) and not isinstance(eta, bool) and 0 <= eta < 1e9:
+        progress["eta_seconds"] = eta
     return progress
 
 

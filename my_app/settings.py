@@ -18,7 +18,7 @@ from typing import Any
 #: The default secret key, refused in production.
 DEFAULT_SECRET_KEY = "dev"
 #: The kinds of job, whose time limits TASK_TIME_LIMITS sets.
-JOB_KINDS = ("slow", "email", "report", "thumbnail")
+JOB_KINDS = ("slow", "email", "report", "thumbnail", "video")
 #: The longest slow job anyone may ask for, in seconds (admins; others MAX_JOB_SECONDS).
 SLOW_JOB_MAX_SECONDS = 3600
 
@@ -157,8 +157,8 @@ SETTINGS: tuple[Setting, ...] = (
       "Celery's broker when it is not REDIS_URL: another Redis, or RabbitMQ "
       "(amqp://user:pass@rabbit:5672//)", plain=True, optional=True),
     _("TASK_QUEUES", list, ["default", "heavy"],
-      "the queues declared as Celery's task_queues; report and thumbnail jobs go to "
-      "heavy", check=queues_problem),
+      "the queues declared as Celery's task_queues; report, thumbnail and video jobs go "
+      "to heavy", check=queues_problem),
     # Who may do what.
     _("SECRET_KEY", str, DEFAULT_SECRET_KEY,
       "Flask's secret (the sign-in cookie); production refuses the default", plain=True,
@@ -205,8 +205,25 @@ SETTINGS: tuple[Setting, ...] = (
       unit="bytes", minimum=1),
     _("MAX_IMAGE_PIXELS", int, 40_000_000,
       "most pixels an uploaded image may have (422 beyond)", minimum=1),
-    _("ARTIFACT_MAX_BYTES", int, 20 * 1024 * 1024, "largest file a job may store",
+    _("MAX_VIDEO_UPLOAD_BYTES", int, 1024 * 1024 * 1024,
+      "largest video upload (413 beyond); it streams to the artifact store, never held "
+      "in memory", unit="bytes", minimum=1),
+    _("MAX_VIDEO_SECONDS", float, 600.0, "longest video accepted (422 beyond)",
+      unit="seconds", minimum=0, exclusive_minimum=True),
+    _("MAX_VIDEO_PIXELS", int, 3840 * 2160,
+      "most pixels a video's frame may have (422 beyond)", minimum=1),
+    _("ARTIFACT_MAX_BYTES", int, 2 * 1024 * 1024 * 1024, "largest file a job may store",
       unit="bytes", minimum=1),
+    _("ARTIFACT_STORE", str, "var/artifacts",
+      "where artifacts and uploads live, as an fsspec URL: a directory (one machine), "
+      "or s3://bucket/prefix (several; credentials from the AWS_* variables)",
+      plain=True),
+    _("ARTIFACT_STORE_OPTIONS", dict, {},
+      "the store's fsspec options, e.g. FLASK_ARTIFACT_STORE_OPTIONS__endpoint_url="
+      "http://minio:9000 for an S3-compatible server"),
+    _("ARTIFACT_SWEEP_SECONDS", float, 30.0,
+      "how often each worker deletes the artifacts and uploads of expired tasks",
+      unit="seconds", minimum=0, exclusive_minimum=True),
     _("IDEMPOTENCY_TTL", int, 24 * 3600, "how long an Idempotency-Key is remembered",
       unit="seconds", minimum=1),
     _("RESULT_EXPIRES", int, 24 * 3600,
@@ -214,7 +231,8 @@ SETTINGS: tuple[Setting, ...] = (
       plain=True, minimum=1),
     _("TASK_TIME_LIMITS", dict,
       {"slow": {"soft": 3660, "hard": 3720}, "email": {"soft": 120, "hard": 150},
-       "report": {"soft": 300, "hard": 330}, "thumbnail": {"soft": 300, "hard": 330}},
+       "report": {"soft": 300, "hard": 330}, "thumbnail": {"soft": 300, "hard": 330},
+       "video": {"soft": 1800, "hard": 1860}},
       "soft and hard limits of each kind of job: at soft it fails with \"time limit "
       "exceeded\", at hard its process is killed; e.g. "
       "FLASK_TASK_TIME_LIMITS__report__soft=60", unit="seconds",
@@ -249,6 +267,9 @@ SETTINGS: tuple[Setting, ...] = (
       "how long a task waits, untaken, before the API checks that its message is still "
       "queued (a purged or lost message shows as LOST)", unit="seconds", minimum=0,
       exclusive_minimum=True),
+    _("PROGRESS_INTERVAL_SECONDS", float, 0.25,
+      "how often a job of many small steps (a video's frames) reports progress and "
+      "checks for a cancel", unit="seconds", minimum=0.01, maximum=1.0),
     _("SLOW_JOB_STEP_SECONDS", float, 1.0,
       "how long one step (\"second\") of the slow job takes", unit="seconds",
       minimum=0, exclusive_minimum=True),

@@ -8,6 +8,8 @@ from ``TASK_TIME_LIMITS`` as task annotations, and its queue from ``task_routes`
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import date
 from typing import Any
 
@@ -19,6 +21,7 @@ from .jobs.email import SmtpSettings, TransientEmailError, build_message, send_e
 from .jobs.report import render_report
 from .jobs.slow import count_slowly
 from .jobs.thumbnail import make_thumbnails
+from .jobs.video import make_video_outputs
 from .store import artifacts
 from .worker.job_run import backoff_seconds, job_run, retry_job
 
@@ -81,7 +84,7 @@ def thumbnail_task(
 ) -> list[dict[str, Any]]:
     """Make one thumbnail artifact per size from an uploaded image."""
     with job_run(self) as run:
-        image = artifacts.load_upload(run.ledger.binary, upload_id)
+        image = run.store.read(artifacts.upload_path(upload_id))
         if image is None:
             raise LookupError("The uploaded image has expired; upload it again.")
         made = []
@@ -93,3 +96,39 @@ def thumbnail_task(
             )  # fmt: skip
             run.report(done, len(sizes), f"{thumbnail.size} px")
         return made
+
+
+@shared_task(bind=True, kind="video", **REDELIVERED_IF_LOST)
+def video_task(
+    self: Task,
+    upload_id: str,
+    preview_height: int = 360,
+    preview_format: str = "mp4",
+    contact_frames: int = 12,
+    filename: str | None = None,
+) -> dict[str, Any]:
+    """Make a poster, a contact sheet and a web preview of an uploaded video, with its
+    metadata; progress per decoded frame. Its files are written in a scratch folder and
+    stored only once all are made, so a cancel or a failure leaves nothing behind."""
+    with job_run(self) as run, tempfile.TemporaryDirectory(prefix="video-") as work:
+        source = run.store.local_path(artifacts.upload_path(upload_id), work)
+        if source is None:
+            raise LookupError("The uploaded video has expired; upload it again.")
+        made = make_video_outputs(
+            source,
+            work,
+            preview_height=preview_height,
+            preview_format=preview_format,
+            contact_frames=contact_frames,
+            on_frame=lambda done, total: run.tick(done, total, "frame"),
+        )
+        urls = {
+            role: run.save_artifact(os.path.basename(path), path)
+            for role, path in (
+                ("poster", made.poster),
+                ("contact_sheet", made.contact_sheet),
+                ("preview", made.preview),
+            )
+        }
+        run.report(made.frames_decoded, made.frames_decoded, "done")
+        return {"metadata": made.info.as_dict(), "frames_decoded": made.frames_decoded, **urls}

@@ -36,6 +36,11 @@ from my_app import create_app
 from my_app.store import keys
 from my_app.worker.job_run import retry_job
 
+#: Every app and process of a test session (an xdist worker) shares one artifact store
+#: of its own, a directory that goes with the session.
+ARTIFACT_DIR = tempfile.mkdtemp(prefix="artifacts-")
+os.environ["ARTIFACT_STORE"] = ARTIFACT_DIR
+
 
 @shared_task
 def config_value(name: str) -> Any:
@@ -581,3 +586,8 @@ def submit_slow_job(web: str, seconds: int, name: str = "Ada") -> dict:
     )
     assert response.status_code == 202, response.text
     return response.json()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's artifact store."""
+    shutil.rmtree(ARTIFACT_DIR, ignore_errors=True)

@@ -33,10 +33,11 @@ def test_the_readme_settings_table_is_the_declaration():
 
 
 def test_every_config_default_comes_from_the_declaration():
-    """Fails when a setting's default is written again in my_app/config.py."""
+    """Fails when a setting's default is written again in my_app/config.py (settings the
+    test session sets in the environment, such as ARTIFACT_STORE, aside)."""
     app = create_app("development")
     for setting in SETTINGS:
-        if setting.name != "CELERY":
+        if setting.name != "CELERY" and setting.env_name not in os.environ:
             assert app.config[setting.name] == setting.default, setting.name
 
 
@@ -47,7 +48,7 @@ def test_every_config_default_comes_from_the_declaration():
         ({"FLASK_EVENTS_CLIENT_CHECK_SECONDS": "0"}, "FLASK_EVENTS_CLIENT_CHECK_SECONDS must be"),
         ({"LOG_FORMAT": "JSON"}, "LOG_FORMAT must be one of text, json"),
         ({"FLASK_TASK_TIME_LIMITS__report__soft": "400"}, "report: soft (400) must be below"),
-        ({"FLASK_TASK_TIME_LIMITS__video__soft": "4"}, "'video' is not a kind of job"),
+        ({"FLASK_TASK_TIME_LIMITS__knitting__soft": "4"}, "'knitting' is not a kind of job"),
         ({"FLASK_STORAGE_HEADROOM_PERCENT": "120"}, "must be at most 100"),
         ({"FLASK_SESSION_COOKIE_SAMESITE": "sideways"}, "must be one of Strict, Lax"),
     ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import re
 from typing import Any
@@ -15,10 +15,12 @@ from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
-from ..extensions import redis_client
+from .. import lifecycle
 from ..jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
-from ..store import artifacts
-from ..tasks import email_task, report_task, slow_task, thumbnail_task
+from ..jobs.video import InvalidVideo, probe_video
+from ..store.artifacts import artifact_store
+from ..store.ledger import ledger_of
+from ..tasks import email_task, report_task, slow_task, thumbnail_task, video_task
 from .limits import submission_limit
 from .quotas import check_job_seconds
 from .schemas import (
@@ -29,6 +31,7 @@ from .schemas import (
     SlowJobSchema,
     TaskSchema,
     ThumbnailJobSchema,
+    VideoJobSchema,
 )
 from .tasks import accept
 
@@ -88,10 +91,17 @@ class JobsBlueprint(Blueprint):
 blp = JobsBlueprint("jobs", __name__, url_prefix="/api/tasks", description="Submit jobs.")
 
 
+#: The submissions whose body is multipart/form-data (a file and fields), not JSON.
+MULTIPART_ENDPOINTS = {"jobs.ThumbnailJobs", "jobs.VideoJobs"}
+
+
 @blp.before_request
 def require_json_bodies() -> None:
-    """Refuse a body of the wrong type with 415, rather than reading it as missing fields."""
-    expected = "multipart/form-data" if request.endpoint == "jobs.ThumbnailJobs" else None
+    """Refuse a body of the wrong type with 415, rather than reading it as missing
+    fields; a video may be larger than any other body (MAX_VIDEO_UPLOAD_BYTES)."""
+    if request.endpoint == "jobs.VideoJobs":
+        request.max_content_length = current_app.config["MAX_VIDEO_UPLOAD_BYTES"]
+    expected = "multipart/form-data" if request.endpoint in MULTIPART_ENDPOINTS else None
     if request.content_length and request.mimetype != expected and not request.is_json:
         abort(415, message="Send the request body as JSON (Content-Type: application/json).")
 
@@ -174,16 +184,41 @@ class ThumbnailJobs(MethodView):
     def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
         image = read_image(form["file"])
-        upload_id = artifacts.save_upload(
-            redis_client.binary,
-            image,
-            upload_id=hashlib.sha256(image).hexdigest(),
-            expires=current_app.config["RESULT_EXPIRES"],
-            max_bytes=current_app.config["MAX_UPLOAD_BYTES"],
-        )
+        upload_id = lifecycle.upload_stored(ledger_of(), artifact_store(), io.BytesIO(image))
         sizes = sorted(set(form["sizes"]))
         inputs = {"upload_id": upload_id, "sizes": sizes, "format": form["format"]}
         return accept(thumbnail_task.name, inputs, headers)
+
+
+@blp.route("/video")
+class VideoJobs(MethodView):
+    decorators = [submission_limit]
+
+    @blp.arguments(VideoJobSchema(), location="multipart")
+    @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.response(202, TaskSchema)
+    @submission_doc
+    def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Queue a video's poster, contact sheet and web preview (H.264 MP4 or VP9 WebM),
+        with its metadata; the upload streams to the artifact store"""
+        upload: FileStorage = form["file"]
+        try:
+            probe_video(
+                upload.stream,
+                max_seconds=current_app.config["MAX_VIDEO_SECONDS"],
+                max_pixels=current_app.config["MAX_VIDEO_PIXELS"],
+            )
+        except InvalidVideo as error:
+            abort(422, message=str(error), errors={"multipart": {"file": [str(error)]}})
+        upload_id = lifecycle.upload_stored(ledger_of(), artifact_store(), upload.stream)
+        inputs = {
+            "upload_id": upload_id,
+            "preview_height": form["preview_height"],
+            "preview_format": form["preview_format"],
+            "contact_frames": form["contact_frames"],
+            "filename": (upload.filename or "video")[:200],
+        }
+        return accept(video_task.name, inputs, headers)
 
 
 def read_image(upload: FileStorage) -> bytes:

@@ -10,6 +10,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..jobs.report import unsupported_characters
+from ..jobs.video import PREVIEW_FORMATS, PREVIEW_HEIGHTS
 from ..records import TaskState
 from ..settings import SLOW_JOB_MAX_SECONDS
 
@@ -63,6 +64,9 @@ class ProgressSchema(Schema):
     total = fields.Integer(required=True)
     percent = fields.Integer(required=True)
     message = fields.String()
+    eta_seconds = fields.Float(
+        metadata={"description": "Seconds until it is done, from its pace so far"}
+    )
 
 
 class TaskErrorSchema(Schema):
@@ -319,3 +323,34 @@ class ThumbnailJobSchema(Schema):
         },
     )
     format = fields.String(load_default="png", validate=validate.OneOf(["png", "webp", "jpeg"]))
+
+
+class VideoJobSchema(Schema):
+    """A video to make a poster, a contact sheet and a web preview of, as
+    multipart/form-data."""
+
+    file = Upload(
+        required=True,
+        metadata={
+            "description": "A video FFmpeg reads (MP4, WebM, MKV, MOV, ...), within "
+            "MAX_VIDEO_UPLOAD_BYTES, MAX_VIDEO_SECONDS and MAX_VIDEO_PIXELS"
+        },
+    )
+    preview_height = fields.Integer(
+        load_default=360,
+        validate=validate.Range(PREVIEW_HEIGHTS[0], PREVIEW_HEIGHTS[1]),
+        metadata={
+            "description": "The preview's height in pixels, made even and never above the "
+            "source's"
+        },
+    )
+    preview_format = fields.String(
+        load_default="mp4",
+        validate=validate.OneOf(sorted(PREVIEW_FORMATS)),
+        metadata={"description": "mp4: H.264 (plays everywhere); webm: VP9"},
+    )
+    contact_frames = fields.Integer(
+        load_default=12,
+        validate=validate.Range(1, 36),
+        metadata={"description": "How many frames the contact sheet shows"},
+    )

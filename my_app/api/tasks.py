@@ -1,4 +1,4 @@
-"""The task resources: read, list, cancel, retry, download artifacts."""
+"""The task resources: read, list, cancel, retry, purge, download artifacts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from uuid import UUID
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from werkzeug.wsgi import FileWrapper
 
 from .. import lifecycle
 from ..owners import (
@@ -18,10 +19,10 @@ from ..owners import (
     visible_task_page,
     visible_unfinished_ids,
 )
-from ..records import RETRYABLE_STATES, STORED_FINAL_STATES, TaskRecord
+from ..records import RETRYABLE_STATES, STORED_FINAL_STATES, TaskRecord, TaskState
 from ..status import read_tasks
 from ..store import artifacts
-from ..store.ledger import ledger_of
+from ..store.artifacts import artifact_store
 from ..submission import submit_job
 from .limits import submission_limit
 from .quotas import check_active_jobs, input_bytes_limit
@@ -179,25 +180,61 @@ class TaskRetry(MethodView):
         )
 
 
+@blp.route("/<uuid:task_id>/purge")
+class TaskPurge(MethodView):
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorSchema, description="No such task")
+    @blp.alt_response(409, schema=ErrorSchema, description="The task has not finished")
+    def post(self, task_id: UUID) -> None:
+        """Forget a finished task now: its record, result and files (else they expire
+        after RESULT_EXPIRES)"""
+        task = task_or_404(task_id)
+        if not task.finished or task.state == TaskState.LOST:
+            abort(409, message=f"Task {task_id} is {task.state}; cancel it or wait for its end.")
+        lifecycle.purged(current_app, task)
+
+
 @blp.route("/<uuid:task_id>/artifacts/<name>")
 @blp.doc(
     responses={
         "200": {
-            "description": "The file a job produced (a PDF, a thumbnail, ...)",
+            "description": "The file a job produced (a PDF, a thumbnail, a video, ...)",
             "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
-        }
+        },
+        "206": {
+            "description": "The part of it a Range header asked for",
+            "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
+        },
+        "304": {"description": "Not changed since the ETag in If-None-Match"},
+        "416": {"description": "The Range asked for lies outside the file"},
     }
 )
 @blp.alt_response(404, schema=ErrorSchema, description="No such task or artifact")
 def task_artifact(task_id: UUID, name: str) -> Response:
-    """Download a file a job produced; ?download=1 asks the browser to save it"""
+    """Download a file a job produced, in ranges (a video seeks) and conditionally
+    (ETag); ?download=1 asks the browser to save it"""
     task = task_or_404(task_id)
-    data = artifacts.load_artifact(ledger_of().binary, task.id, name)
-    if name not in task.artifacts or data is None:
+    store = artifact_store()
+    relative = f"{artifacts.task_folder(task.id)}/{name}"
+    stored = store.stat(relative) if name in task.artifacts else None
+    if stored is None:
         abort(404, message=f"Task {task_id} has no artifact {name!r}.")
     disposition = "attachment" if request.args.get("download") else "inline"
-    return Response(
-        data,
+    response = Response(
+        FileWrapper(store.open(relative), DOWNLOAD_CHUNK_BYTES),
         mimetype=artifacts.content_type(name),
         headers={"Content-Disposition": f'{disposition}; filename="{name}"'},
+        direct_passthrough=True,
     )
+    response.content_length = stored.size
+    response.set_etag(stored.etag)
+    response.last_modified = stored.modified
+    # Only the owner may read it: a shared cache must not keep it; the browser may,
+    # asking again with the ETag.
+    response.cache_control.private = True
+    response.cache_control.no_cache = True
+    return response.make_conditional(request, accept_ranges=True, complete_length=stored.size)
+
+
+#: How much of an artifact a download reads at a time.
+DOWNLOAD_CHUNK_BYTES = 256 * 1024

@@ -60,14 +60,9 @@ def session_key(session_id: str) -> str:
     return f"{PREFIX}session:{session_id}"
 
 
-def artifact_key(task_id: str, name: str) -> str:
-    """Where one artifact's bytes live."""
-    return f"{PREFIX}artifact:{task_id}:{name}"
-
-
-def upload_key(upload_id: str) -> str:
-    """Where one upload's bytes live."""
-    return f"{PREFIX}upload:{upload_id}"
+#: The sorted set of the artifact store's task folders and uploads, scored by when they
+#: are to be deleted (epoch seconds): when their task expires.
+ARTIFACTS_EXPIRING = f"{PREFIX}artifacts:expiring"
 
 
 #: The hash of workers' heartbeats: hostname -> JSON of the queues it consumes, the tasks

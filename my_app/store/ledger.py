@@ -19,13 +19,15 @@ import redis
 from celery.backends.base import Backend
 from flask import Flask, current_app
 
-from . import job_metrics
+from ..records import ARTIFACT_FIELD_PREFIX
+from . import artifacts, job_metrics
 from .capacity import MemoryGauge
 from .heartbeats import Heartbeats
 from .keys import (
     ALL_ACTIVE,
     ALL_SUBMITTED_CHANNEL,
     ALL_TASKS,
+    ARTIFACTS_EXPIRING,
     JOB_COUNTERS,
     owner_active_key,
     owner_channel,
@@ -288,6 +290,38 @@ class Ledger:
         """The result of a side effect that already happened, so it is not repeated."""
         outcome = self.client.hget(task_key(task_id), "outcome")
         return json.loads(outcome) if outcome else None
+
+    def record_artifact(self, task_id: str, name: str, media_type: str, folder: str) -> None:
+        """List a stored artifact in the task's entry, and set its folder's deletion for
+        when the entry expires (one round trip)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(task_key(task_id), f"{ARTIFACT_FIELD_PREFIX}{name}", media_type)
+        pipe.expire(task_key(task_id), self.expires)
+        artifacts.expire_at(pipe, folder, self.expires)
+        pipe.execute()
+
+    def forget_artifacts(self, task_id: str, names: list[str]) -> None:
+        """Take artifacts out of the task's entry."""
+        if names:
+            fields = [f"{ARTIFACT_FIELD_PREFIX}{name}" for name in names]
+            self.client.hdel(task_key(task_id), *fields)
+
+    def record_upload(self, upload: str) -> None:
+        """Set an upload's deletion for when a task that reads it would expire."""
+        pipe = self.client.pipeline(transaction=False)
+        artifacts.expire_at(pipe, upload, self.expires)
+        pipe.execute()
+
+    def purge(self, task_id: str, owner: str, state: str, folder: str) -> None:
+        """Forget a finished task: its entry, its result, its place in every index; its
+        files' deletion is due now."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(task_key(task_id))
+        for index in (owner_key(owner), ALL_TASKS, state_key(owner, state), state_key(None, state)):
+            pipe.zrem(index, task_id)
+        pipe.zadd(ARTIFACTS_EXPIRING, {folder: 0})
+        pipe.execute()
+        self.results.forget(task_id)
 
     def drop_active(self, owner: str, task_ids: set[str]) -> None:
         """Drop finished or cancelled tasks from the owner's active set (and everyone's)."""

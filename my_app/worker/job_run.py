@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -12,6 +15,8 @@ from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from flask import current_app
 
 from .. import lifecycle
+from ..store import artifacts
+from ..store.artifacts import artifact_store
 from ..store.ledger import ledger_of
 
 
@@ -31,32 +36,58 @@ class JobRun:
         self.task = task
         self.task_id: str = task.request.id
         self.ledger = ledger_of()
+        self.store = artifact_store()
         self.saved_artifacts: list[str] = []
+        self.started_at = time.monotonic()
+        self.last_report = 0.0
 
     def start(self) -> None:
         """Record the start; a task cancelled while queued stops here."""
         if lifecycle.started(self.ledger, self.task_id, self.task.request.hostname or ""):
             raise JobCancelled
 
-    def report(self, current: int, total: int, message: str | None = None) -> None:
+    def report(
+        self,
+        current: int,
+        total: int,
+        message: str | None = None,
+        eta_seconds: float | None = None,
+    ) -> None:
         """Publish progress (it reaches event streams at once) unless cancelled."""
+        self.last_report = time.monotonic()
         if lifecycle.should_stop(self.ledger, self.task_id):
             raise JobCancelled
         progress: dict[str, Any] = {"current": current, "total": total}
         if message:
             progress["message"] = message
+        if eta_seconds is not None:
+            progress["eta_seconds"] = round(eta_seconds, 1)
         lifecycle.progressed(self.task, progress)
 
-    def save_artifact(self, name: str, data: bytes) -> str:
-        """Store a file the job produced; returns the URL it is served at."""
-        max_bytes = current_app.config["ARTIFACT_MAX_BYTES"]
-        lifecycle.artifact_saved(self.ledger, self.task_id, name, data, max_bytes)
-        self.saved_artifacts.append(name)
+    def tick(self, current: int, total: int, unit: str) -> None:
+        """Report progress through many small steps (frames), at most once each
+        ``PROGRESS_INTERVAL_SECONDS``, with an ETA from the pace so far: the cancel
+        check rides on each report, so a cancelled job stops within that interval."""
+        now = time.monotonic()
+        if now - self.last_report < current_app.config["PROGRESS_INTERVAL_SECONDS"]:
+            return
+        elapsed = now - self.started_at
+        eta = elapsed / current * max(0, total - current) if current else None
+        self.report(current, total, f"{unit} {current} of {total}", eta_seconds=eta)
+
+    def save_artifact(self, name: str, data: bytes | str) -> str:
+        """Store a file the job produced (its bytes, or the path of a local file);
+        returns the URL it is served at."""
+        size = len(data) if isinstance(data, bytes) else os.path.getsize(data)
+        artifacts.check_size(size, current_app.config["ARTIFACT_MAX_BYTES"])
+        self.saved_artifacts.append(name)  # first: a failed upload is cleaned up too
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        lifecycle.artifact_saved(self.ledger, self.store, self.task_id, name, source)
         return f"/api/tasks/{self.task_id}/artifacts/{name}"
 
     def discard_artifacts(self) -> None:
         """Drop what a failed run produced: no half-finished set of files is served."""
-        lifecycle.artifacts_discarded(self.ledger, self.task_id, self.saved_artifacts)
+        lifecycle.artifacts_discarded(self.ledger, self.store, self.task_id, self.saved_artifacts)
 
     def revoke(self) -> None:
         """End as REVOKED the way Celery's own revoke does: the result, and the

@@ -1,0 +1,50 @@
+"""Test videos, made with PyAV in the test: nothing is downloaded."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from PIL import Image, ImageDraw
+
+
+def make_video(
+    path: Path,
+    *,
+    seconds: float = 2.0,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 25,
+    codec: str = "libx264",
+    audio: bool = False,
+) -> Path:
+    """Write a video of a square crossing a gradient, with a frame counter, in the
+    container ``path``'s suffix names; ``audio`` adds a tone track."""
+    frames = max(1, round(seconds * fps))
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast"}
+        sound = output.add_stream("aac", rate=44100) if audio else None
+        for index in range(frames):
+            image = Image.new("RGB", (width, height), (index * 5 % 256, 64, 160))
+            draw = ImageDraw.Draw(image)
+            x = index * 7 % max(1, width - 40)
+            draw.rectangle((x, height // 3, x + 40, height // 3 + 40), fill=(250, 220, 0))
+            draw.text((8, 8), f"frame {index}", fill=(255, 255, 255))
+            frame = av.VideoFrame.from_image(image)
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode(None))
+        if sound is not None:
+            samples = 1024
+            for block in range(int(seconds * 44100 / samples)):
+                tone = av.AudioFrame(format="fltp", layout="mono", samples=samples)
+                tone.sample_rate, tone.pts = 44100, block * samples
+                for plane in tone.planes:
+                    plane.update(bytes(plane.buffer_size))
+                output.mux(sound.encode(tone))
+            output.mux(sound.encode(None))
+    return path
