@@ -88,6 +88,8 @@ def register_blueprints(app: Flask) -> None:
     from .api.run_task import blp as run_task_blueprint
     from .api.system import blp as system_blueprint
     from .api.tasks import blp as tasks_blueprint
+    from .api.workflows import blp as workflows_blueprint
+    from .api.workflows import uploads as uploads_blueprint
     from .extensions import api
     from .ops.health import bp as health_blueprint
     from .ops.metrics import bp as metrics_blueprint
@@ -95,6 +97,8 @@ def register_blueprints(app: Flask) -> None:
 
     api.register_blueprint(jobs_blueprint)
     api.register_blueprint(tasks_blueprint)
+    api.register_blueprint(uploads_blueprint)
+    api.register_blueprint(workflows_blueprint)
     api.register_blueprint(events_blueprint)
     api.register_blueprint(run_task_blueprint)
     api.register_blueprint(system_blueprint)

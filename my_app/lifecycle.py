@@ -93,10 +93,12 @@ def new_entry(
     owner: str,
     queue: str,
     retry_of: str | None = None,
+    workflow: str | None = None,
 ) -> dict[str, str]:
     """The ledger entry of a task, whoever queues it. Its kind is the task's ``kind``
     option, else its Celery name (a task this app does not know, or one without a kind);
-    its inputs are named by parameter where the task's signature allows."""
+    its inputs are named by parameter where the task's signature allows; ``workflow`` is
+    the canvas it is a step of (Celery's ``root_id``)."""
     task = celery_app.tasks.get(task_name)
     named, leftover = named_inputs(task, args, kwargs)
     entry = {
@@ -112,7 +114,18 @@ def new_entry(
         entry["args"] = encode_inputs(leftover)
     if retry_of:
         entry["retry_of"] = retry_of
+    if workflow:
+        entry["workflow"] = workflow
     return entry
+
+
+def workflow_of(task_id: str, root_id: Any, has_later_steps: bool) -> str | None:
+    """The workflow a message's task is a step of: Celery's ``root_id`` (the canvas's
+    first task, or the id POST /api/workflows gave it), when the task is not alone in
+    its canvas; None for a task of its own."""
+    if not isinstance(root_id, str) or not root_id:
+        return None
+    return root_id if root_id != task_id or has_later_steps else None
 
 
 def named_inputs(task: Task | None, args: Any, kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
@@ -177,25 +190,30 @@ def queued(
         ledger.record_retry(task_id, kind, headers.get("eta") or utc_now())
         return
     args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ((), {})
+    embed = body[2] if isinstance(body, (list, tuple)) and len(body) > 2 else None
+    steps = later_steps(embed, task_id, headers.get("group"))
+    workflow = workflow_of(task_id, headers.get("root_id"), bool(steps))
     entry = new_entry(
         celery_app, sender, task_id, args, kwargs,
         owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
         queue=queue_of(celery_app, sender, routing_key),
-        retry_of=headers.get(RETRY_OF_HEADER),
+        retry_of=headers.get(RETRY_OF_HEADER), workflow=workflow,
     )  # fmt: skip
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
     ledger.record_queued(entry, submitted)
     flask_app.logger.info("Queued task %s (%s)", task_id, sender, extra={"task_id": task_id})
-    embed = body[2] if isinstance(body, (list, tuple)) and len(body) > 2 else None
-    for step, waits_for in later_steps(embed, task_id, headers.get("group")):
+    for position, (step, waits_for) in enumerate(steps, start=1):
         step_entry = new_entry(
             celery_app, step["task"], step["options"]["task_id"],
             step.get("args") or (), step.get("kwargs") or {},
             owner=entry["owner"],
             queue=queue_of(celery_app, step["task"], step["options"].get("queue") or ""),
+            retry_of=(step["options"].get("headers") or {}).get(RETRY_OF_HEADER),
+            workflow=workflow,
         )  # fmt: skip
         step_entry["waiting_for"] = waits_for
-        ledger.record_queued(step_entry, submitted)
+        # A millisecond apart, so the workflow lists its steps in the chain's order.
+        ledger.record_queued(step_entry, submitted + position / 1000)
 
 
 def later_steps(embed: Any, task_id: str, group_id: str | None) -> list[tuple[dict[str, Any], str]]:
@@ -255,6 +273,7 @@ def received(request: Any, **_: Any) -> None:
         task.app, request.name, request.id, request.args, request.kwargs,
         owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
         queue=queue, retry_of=headers.get(RETRY_OF_HEADER),
+        workflow=workflow_of(request.id, getattr(request, "root_id", None), False),
     )  # fmt: skip
     entry.update(worker=request.hostname, received_at=utc_now())
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
@@ -311,14 +330,14 @@ def artifacts_discarded(
         store.delete(f"{artifacts.task_folder(task_id)}/{name}")
 
 
-def upload_stored(ledger: Ledger, store: ArtifactStore, stream: IO[bytes]) -> str:
+def upload_stored(ledger: Ledger, store: ArtifactStore, stream: IO[bytes], kind: str) -> str:
     """Keep an upload a job will read (before its task is queued), named by its content's
     SHA-256, so a file sent twice is stored once and an Idempotency-Key recognises it;
     it is deleted when a task queued now would expire. Returns its upload id."""
     stream.seek(0)
     upload_id = hashlib.file_digest(stream, "sha256").hexdigest()
     relative = artifacts.upload_path(upload_id)
-    ledger.record_upload(relative)  # first: a sweep must not take a file being reused
+    ledger.record_upload(upload_id, relative, kind)  # first: a sweep must not take it now
     if store.stat(relative) is None:
         store.put_stream(relative, stream)
     return upload_id

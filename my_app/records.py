@@ -90,6 +90,8 @@ class TaskRecord:
     #: The canvas step (a chain's previous step, a chord's group) this one waits for: it
     #: is queued when that one ends.
     waiting_for: str | None = None
+    #: The workflow (a canvas: Celery's ``root_id``) the task is a step of.
+    workflow: str | None = None
     worker: str | None = None
     received_at: str | None = None
     attempts: int = 0
@@ -135,7 +137,7 @@ class TaskRecord:
         """The public fields, as the API's schemas dump them (``warning`` only when
         there is one)."""
         shown = {name: getattr(self, name) for name in PUBLIC_FIELDS}
-        for optional in ("warning", "waiting_for"):
+        for optional in ("warning", "waiting_for", "workflow"):
             if shown[optional] is None:
                 del shown[optional]
         return shown
@@ -143,8 +145,8 @@ class TaskRecord:
 
 PUBLIC_FIELDS = (
     "id", "kind", "owner", "queue", "state", "progress", "result", "error", "inputs",
-    "artifacts", "retry_of", "waiting_for", "worker", "submitted_at", "received_at", "attempts",
-    "started_at", "finished_at", "retry_at", "warning",
+    "artifacts", "retry_of", "waiting_for", "workflow", "worker", "submitted_at",
+    "received_at", "attempts", "started_at", "finished_at", "retry_at", "warning",
 )  # fmt: skip
 
 
@@ -192,6 +194,7 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
         ),
         retry_of=raw.get("retry_of") or None,
         waiting_for=(raw.get("waiting_for") or None) if state == TaskState.QUEUED else None,
+        workflow=raw.get("workflow") or None,
         worker=raw.get("worker") or None,
         received_at=raw.get("received_at") or None,
         attempts=_int(raw.get("attempts")),

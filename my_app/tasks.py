@@ -38,16 +38,24 @@ def slow_task(self: Task, name: str, seconds: int = 10) -> str:
 
 @shared_task(bind=True, kind="email", **REDELIVERED_IF_LOST)
 def email_task(
-    self: Task, to: list[str], subject: str, text: str, html: str | None = None
+    self: Task,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachment_tasks: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Send one email; transient failures retry with backoff, and it is never sent twice."""
+    """Send one email, with the files ``attachment_tasks`` (earlier tasks of its owner,
+    such as a report) made attached; transient failures retry with backoff, and it is
+    never sent twice."""
     config = current_app.config
     with job_run(self) as run:
         already_sent = run.ledger.recorded_outcome(self.request.id)
         if already_sent is not None:
             return already_sent
         settings = SmtpSettings.from_config(config)
-        message = build_message(settings.default_sender, to, subject, text, html)
+        attachments = run.files_of(attachment_tasks or [])
+        message = build_message(settings.default_sender, to, subject, text, html, attachments)
         run.report(0, 1, "sending")
         try:
             outcome = send_email(settings, message)
@@ -70,10 +78,13 @@ def report_task(
     sections: list[dict[str, str]],
     table: dict[str, Any] | None = None,
     as_of: date | None = None,
+    image_tasks: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Render a PDF report and keep it as the artifact ``report.pdf``."""
+    """Render a PDF report and keep it as the artifact ``report.pdf``; it shows the
+    images that ``image_tasks`` (earlier tasks of its owner, such as thumbnails) made."""
     with job_run(self) as run:
-        pdf, pages = render_report(title, sections, table, run.report, as_of=as_of)
+        images = run.files_of(image_tasks or [], media_prefix="image/")
+        pdf, pages = render_report(title, sections, table, run.report, as_of=as_of, images=images)
         url = run.save_artifact("report.pdf", pdf)
         return {"url": url, "pages": pages, "size_bytes": len(pdf)}
 

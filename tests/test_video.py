@@ -65,7 +65,11 @@ def test_a_video_job_makes_a_poster_a_contact_sheet_and_a_preview(
     assert result["frames_decoded"] == 50
     assert done["progress"]["current"] == done["progress"]["total"] == 50
     assert metadata["audio_codec"] == ("aac" if clip == "h264.mp4" else None)
-    assert set(done["links"]["artifacts"]) == {"poster.jpg", "contact-sheet.jpg", f"preview.{preview_format}"}
+    assert set(done["links"]["artifacts"]) == {
+        "poster.jpg",
+        "contact-sheet.jpg",
+        f"preview.{preview_format}",
+    }
 
     poster = Image.open(io.BytesIO(client.get(result["poster"]).data))
     assert poster.format == "JPEG" and poster.size == (320, 240)

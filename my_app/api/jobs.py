@@ -18,6 +18,8 @@ from werkzeug.datastructures import CombinedMultiDict, FileStorage
 from .. import lifecycle
 from ..jobs.thumbnail import InvalidImage, UnsupportedImage, check_image
 from ..jobs.video import InvalidVideo, probe_video
+from ..owners import can_see
+from ..status import read_tasks
 from ..store.artifacts import artifact_store
 from ..store.ledger import ledger_of
 from ..tasks import email_task, report_task, slow_task, thumbnail_task, video_task
@@ -93,13 +95,15 @@ blp = JobsBlueprint("jobs", __name__, url_prefix="/api/tasks", description="Subm
 
 #: The submissions whose body is multipart/form-data (a file and fields), not JSON.
 MULTIPART_ENDPOINTS = {"jobs.ThumbnailJobs", "jobs.VideoJobs"}
+#: The submissions that may carry a video (MAX_VIDEO_UPLOAD_BYTES), not only a smaller body.
+VIDEO_ENDPOINTS = {"jobs.VideoJobs", "uploads.Uploads"}
 
 
 @blp.before_request
 def require_json_bodies() -> None:
     """Refuse a body of the wrong type with 415, rather than reading it as missing
     fields; a video may be larger than any other body (MAX_VIDEO_UPLOAD_BYTES)."""
-    if request.endpoint == "jobs.VideoJobs":
+    if request.endpoint in VIDEO_ENDPOINTS:
         request.max_content_length = current_app.config["MAX_VIDEO_UPLOAD_BYTES"]
     expected = "multipart/form-data" if request.endpoint in MULTIPART_ENDPOINTS else None
     if request.content_length and request.mimetype != expected and not request.is_json:
@@ -156,7 +160,7 @@ class EmailJobs(MethodView):
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue an email; transient SMTP failures are retried with backoff"""
-        return accept(email_task.name, job, headers)
+        return accept(email_task.name, earlier_tasks_checked(job, "attachment_tasks"), headers)
 
 
 @blp.route("/report")
@@ -169,7 +173,7 @@ class ReportJobs(MethodView):
     @submission_doc
     def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue a PDF report; the PDF becomes the artifact report.pdf"""
-        return accept(report_task.name, job, headers)
+        return accept(report_task.name, earlier_tasks_checked(job, "image_tasks"), headers)
 
 
 @blp.route("/thumbnail")
@@ -183,8 +187,7 @@ class ThumbnailJobs(MethodView):
     @submission_doc
     def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
-        image = read_image(form["file"])
-        upload_id = lifecycle.upload_stored(ledger_of(), artifact_store(), io.BytesIO(image))
+        upload_id = stored_image(form["file"])
         sizes = sorted(set(form["sizes"]))
         inputs = {"upload_id": upload_id, "sizes": sizes, "format": form["format"]}
         return accept(thumbnail_task.name, inputs, headers)
@@ -202,15 +205,7 @@ class VideoJobs(MethodView):
         """Queue a video's poster, contact sheet and web preview (H.264 MP4 or VP9 WebM),
         with its metadata; the upload streams to the artifact store"""
         upload: FileStorage = form["file"]
-        try:
-            probe_video(
-                upload.stream,
-                max_seconds=current_app.config["MAX_VIDEO_SECONDS"],
-                max_pixels=current_app.config["MAX_VIDEO_PIXELS"],
-            )
-        except InvalidVideo as error:
-            abort(422, message=str(error), errors={"multipart": {"file": [str(error)]}})
-        upload_id = lifecycle.upload_stored(ledger_of(), artifact_store(), upload.stream)
+        upload_id = stored_video(upload)
         inputs = {
             "upload_id": upload_id,
             "preview_height": form["preview_height"],
@@ -219,6 +214,41 @@ class VideoJobs(MethodView):
             "filename": (upload.filename or "video")[:200],
         }
         return accept(video_task.name, inputs, headers)
+
+
+def earlier_tasks_checked(job: dict[str, Any], field: str) -> dict[str, Any]:
+    """The job, with the earlier tasks it takes files from as ids, each one the caller
+    may see (422 naming the first that is not)."""
+    if not job.get(field):
+        job.pop(field, None)
+        return job
+    ids = [str(task_id) for task_id in job[field]]
+    visible = {task.id for task in read_tasks(ids) if can_see(task)}
+    for task_id in ids:
+        if task_id not in visible:
+            message = f"No task {task_id} of yours: it never existed or has expired."
+            abort(422, message=message, errors={"json": {field: [message]}})
+    return {**job, field: ids}
+
+
+def stored_image(upload: FileStorage) -> str:
+    """Check an uploaded image and keep it in the artifact store; its upload id."""
+    image = read_image(upload)
+    return lifecycle.upload_stored(ledger_of(), artifact_store(), io.BytesIO(image), "image")
+
+
+def stored_video(upload: FileStorage) -> str:
+    """Probe an uploaded video (422 with the reason) and stream it into the artifact
+    store; its upload id."""
+    try:
+        probe_video(
+            upload.stream,
+            max_seconds=current_app.config["MAX_VIDEO_SECONDS"],
+            max_pixels=current_app.config["MAX_VIDEO_PIXELS"],
+        )
+    except InvalidVideo as error:
+        abort(422, message=str(error), errors={"multipart": {"file": [str(error)]}})
+    return lifecycle.upload_stored(ledger_of(), artifact_store(), upload.stream, "video")
 
 
 def read_image(upload: FileStorage) -> bytes:

@@ -85,6 +85,8 @@ class TaskLinksSchema(Schema):
     retry = fields.String(required=True)
     retry_of = fields.String(allow_none=True)
     waiting_for = fields.String()
+    workflow = fields.String()
+    purge = fields.String()
     artifacts = fields.Dict(keys=fields.String(), values=fields.String())
 
 
@@ -126,6 +128,10 @@ class TaskSchema(Schema):
             "description": "The canvas step this one waits for (a chain's previous step, a "
             "chord's group): it is queued when that one ends"
         },
+    )
+    workflow = fields.String(
+        dump_only=True,
+        metadata={"description": "The workflow (a Celery canvas) this task is a step of"},
     )
     links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)
 
@@ -192,6 +198,19 @@ def header_value(value: str) -> None:
         raise ValidationError("Must be a single line (no line or paragraph breaks).") from None
 
 
+def earlier_tasks(description: str) -> fields.List:
+    """A list of ids of the caller's earlier tasks whose files a job uses."""
+    return fields.List(
+        fields.UUID(),
+        validate=validate.Length(max=MAX_EARLIER_TASKS),
+        metadata={"description": description},
+    )
+
+
+#: The most earlier tasks one job may take files from.
+MAX_EARLIER_TASKS = 20
+
+
 class EmailJobSchema(Schema):
     """An email to send over SMTP."""
 
@@ -205,6 +224,9 @@ class EmailJobSchema(Schema):
     )
     text = fields.String(required=True, validate=validate.Length(max=1_000_000))
     html = fields.String(validate=validate.Length(max=1_000_000))
+    attachment_tasks = earlier_tasks(
+        "Your earlier tasks (a report, say) whose files are attached, at most 20 MiB"
+    )
 
 
 class TableCell(fields.Field):
@@ -256,6 +278,7 @@ class ReportJobSchema(Schema):
     table = fields.Nested(ReportTableSchema)
     # A date, not a string: the worker's report_task receives a datetime.date.
     as_of = fields.Date(metadata={"description": "The date the report is as of (ISO 8601)"})
+    image_tasks = earlier_tasks("Your earlier tasks (thumbnails, say) whose images it shows")
 
     @validates_schema
     def not_too_long(self, report: dict[str, Any], **kwargs: object) -> None:
@@ -340,8 +363,7 @@ class VideoJobSchema(Schema):
         load_default=360,
         validate=validate.Range(PREVIEW_HEIGHTS[0], PREVIEW_HEIGHTS[1]),
         metadata={
-            "description": "The preview's height in pixels, made even and never above the "
-            "source's"
+            "description": "The preview's height in pixels, made even and never above the source's"
         },
     )
     preview_format = fields.String(
@@ -354,3 +376,103 @@ class VideoJobSchema(Schema):
         validate=validate.Range(1, 36),
         metadata={"description": "How many frames the contact sheet shows"},
     )
+
+
+class UploadSchema(Schema):
+    """A file for workflow steps to read, as multipart/form-data."""
+
+    file = Upload(
+        required=True,
+        metadata={"description": "An image (JPEG, PNG, WebP, GIF) or a video"},
+    )
+
+
+class UploadedSchema(Schema):
+    """An upload kept for the steps that read it (until RESULT_EXPIRES)."""
+
+    upload_id = fields.String(required=True, metadata={"description": "Its content's SHA-256"})
+    kind = fields.String(required=True, validate=validate.OneOf(["image", "video"]))
+    size_bytes = fields.Integer(required=True)
+
+
+UPLOAD_ID = fields.String(
+    required=True,
+    validate=validate.Regexp(r"^[0-9a-f]{64}$", error="An upload_id from POST /api/uploads."),
+    metadata={"description": "What POST /api/uploads answered"},
+)
+
+
+class UploadedImageJobSchema(Schema):
+    """A workflow's thumbnail step: an uploaded image's id, and the thumbnails' sizes."""
+
+    upload_id = UPLOAD_ID
+    sizes = fields.List(
+        fields.Integer(validate=validate.Range(16, 2048)),
+        load_default=lambda: [128],
+        validate=validate.Length(1, 10),
+    )
+    format = fields.String(load_default="png", validate=validate.OneOf(["png", "webp", "jpeg"]))
+
+
+class UploadedVideoJobSchema(VideoJobSchema):
+    """A workflow's video step: an uploaded video's id, and the options of the video job."""
+
+    class Meta:
+        exclude = ("file",)
+
+    upload_id = UPLOAD_ID
+
+
+class WorkflowRequestSchema(Schema):
+    """Steps of the job kinds to run as one canvas."""
+
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    steps = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(1, 20),
+        metadata={
+            "description": "The stages, in order: each a step, or a list of steps that run "
+            "side by side. A step is {name, kind (slow, email, report, thumbnail, video), "
+            "inputs (what that kind's submission takes; thumbnail and video take an "
+            "upload_id from POST /api/uploads), uses (names of earlier steps whose files a "
+            "report shows or an email attaches)}",
+            "items": {
+                "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]
+            },
+        },
+    )
+
+
+class WorkflowStepSchema(Schema):
+    """One step of a workflow, and its task (null until queued)."""
+
+    name = fields.String(required=True)
+    kind = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf([s.value for s in TaskState]))
+    after = fields.List(fields.String(), required=True)
+    task_id = fields.String(required=True)
+    task = fields.Nested(TaskSchema, allow_none=True)
+
+
+class WorkflowLinksSchema(Schema):
+    """Where to go from a workflow."""
+
+    self = fields.String(required=True)
+    cancel = fields.String(required=True)
+    retry = fields.String(required=True)
+
+
+class WorkflowSchema(Schema):
+    """A workflow: its steps, and its state and progress drawn from theirs."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    owner = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf([s.value for s in TaskState]))
+    progress = fields.Nested(ProgressSchema, required=True)
+    submitted_at = timestamp(required=True)
+    finished_at = timestamp(allow_none=True)
+    stages = fields.List(fields.List(fields.String()), required=True)
+    steps = fields.List(fields.Nested(WorkflowStepSchema), required=True)
+    links = fields.Nested(WorkflowLinksSchema, required=True)

@@ -67,6 +67,10 @@ def with_links(task: TaskRecord) -> dict[str, Any]:
         links["retry_of"] = f"{tasks_url}/{task.retry_of}"
     if task.waiting_for:
         links["waiting_for"] = f"{tasks_url}/{task.waiting_for}"
+    if task.workflow:
+        links["workflow"] = f"{request.script_root}/api/workflows/{task.workflow}"
+    if task.finished:
+        links["purge"] = f"{task_url}/purge"
     if task.artifacts:
         links["artifacts"] = {name: f"{task_url}/artifacts/{name}" for name in task.artifacts}
     return {**task.as_dict(), "links": links}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -49,9 +50,15 @@ class SmtpSettings:
 
 
 def build_message(
-    sender: str, to: list[str], subject: str, text: str, html: str | None = None
+    sender: str,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: list[tuple[str, bytes]] = (),
 ) -> EmailMessage:
-    """A MIME message: plain text, with an HTML alternative when given."""
+    """A MIME message: plain text, with an HTML alternative when given, and files
+    attached (name, bytes). More than ``MAX_ATTACHMENT_BYTES`` of files fails for good."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
@@ -60,7 +67,19 @@ def build_message(
     message.set_content(text)
     if html:
         message.add_alternative(html, subtype="html")
+    if sum(len(data) for _, data in attachments) > MAX_ATTACHMENT_BYTES:
+        raise PermanentEmailError(
+            f"The attachments are larger than the {MAX_ATTACHMENT_BYTES} bytes an email takes."
+        )
+    for name, data in attachments:
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        maintype, subtype = media_type.split("/", 1)
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return message
+
+
+#: The most bytes of files one email carries (most servers refuse 25 MB and more).
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 
 
 def send_email(settings: SmtpSettings, message: EmailMessage) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from fontTools.ttLib import TTFont
+from PIL import Image
 
 from . import ReportProgress
 
@@ -35,9 +37,10 @@ def render_report(
     table: dict[str, Any] | None,
     report_progress: ReportProgress,
     as_of: date | None = None,
+    images: list[tuple[str, bytes]] = (),
 ) -> tuple[bytes, int]:
-    """Render the report (dated ``as_of``, if given); returns the PDF's bytes and its page
-    count.
+    """Render the report (dated ``as_of``, if given), with ``images`` (name, bytes) on
+    a grid after the sections; returns the PDF's bytes and its page count.
 
     Progress is reported after each section (and the table, when there is one).
     """
@@ -76,4 +79,18 @@ def render_report(
                 for value in row:
                     cells.cell(str(value))
         report_progress(total, total, "table")
+    if images:
+        pdf.ln(4)
+        pdf.set_font(FONT_FAMILY, "B", 14)
+        pdf.multi_cell(0, 8, "Images", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FONT_FAMILY, "", 9)
+        for name, data in images:
+            with Image.open(io.BytesIO(data)) as picture:
+                pdf.image(picture.convert("RGB"), w=min(IMAGE_WIDTH_MM, picture.width / 4))
+            pdf.multi_cell(0, 5, name, new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(2)
     return bytes(pdf.output()), pdf.page_no()
+
+
+#: The widest an image is drawn in a report, in millimetres.
+IMAGE_WIDTH_MM = 80

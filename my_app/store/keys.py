@@ -60,6 +60,23 @@ def session_key(session_id: str) -> str:
     return f"{PREFIX}session:{session_id}"
 
 
+def upload_key(upload_id: str) -> str:
+    """What an upload in the artifact store holds ("image" or "video")."""
+    return f"{PREFIX}upload:{upload_id}"
+
+
+def workflow_key(workflow_id: str) -> str:
+    """A workflow's definition as POST /api/workflows made it (JSON): its stages of named
+    steps, their inputs and task ids."""
+    return f"{PREFIX}workflow:{workflow_id}"
+
+
+def workflow_steps_key(workflow_id: str) -> str:
+    """The sorted set of a workflow's task ids (a canvas's tasks: those with its id as
+    Celery's ``root_id``), scored by when each was queued."""
+    return f"{PREFIX}workflow:{workflow_id}:steps"
+
+
 #: The sorted set of the artifact store's task folders and uploads, scored by when they
 #: are to be deleted (epoch seconds): when their task expires.
 ARTIFACTS_EXPIRING = f"{PREFIX}artifacts:expiring"

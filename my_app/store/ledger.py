@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from celery.backends.base import Backend
 from flask import Flask, current_app
+from kombu.utils import json as kombu_json
 
 from ..records import ARTIFACT_FIELD_PREFIX
 from . import artifacts, job_metrics
@@ -35,8 +36,14 @@ from .keys import (
     runtime_key,
     state_key,
     task_key,
+    upload_key,
     waiting_key,
+    workflow_key,
+    workflow_steps_key,
 )
+
+#: The most tasks a workflow's reader takes (its steps, and their re-runs).
+MAX_WORKFLOW_TASKS = 500
 
 # A new entry, filed under its owner, among all tasks and the active ones, and (unless a
 # worker took it already, or it is a canvas step waiting for another: a "waiting_for"
@@ -45,7 +52,8 @@ from .keys import (
 # itself; or it was recorded as a waiting canvas step, and its own publish now only
 # clears "waiting_for" and files it as waiting in its queue. KEYS: the entry, the
 # owner's index, all tasks, all active, the owner's active set, the queue's waiting set,
-# the counters, the owner's and everyone's channel. ARGV: expires, submitted (epoch),
+# the counters, the owner's and everyone's channel, and (for a step of a canvas: a
+# "workflow" field) its workflow's steps. ARGV: expires, submitted (epoch),
 # id, counter field, announce ("1"), field, value, ...
 QUEUED = """
 local pending = false
@@ -74,6 +82,10 @@ if not pending and redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
   redis.call('ZADD', KEYS[6], submitted, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', submitted - expires)
   redis.call('EXPIRE', KEYS[6], expires)
+end
+if KEYS[10] then
+  redis.call('ZADD', KEYS[10], 'NX', submitted, id)
+  redis.call('EXPIRE', KEYS[10], expires)
 end
 redis.call('HINCRBY', KEYS[7], ARGV[4], 1)
 if ARGV[5] == '1' then
@@ -208,12 +220,15 @@ class Ledger:
         task_id, owner = entry["id"], entry["owner"]
         announce_here = self.results_share_database
         fields = [item for pair in entry.items() for item in pair]
+        keys = [
+            task_key(task_id), owner_key(owner), ALL_TASKS, ALL_ACTIVE,
+            owner_active_key(owner), waiting_key(entry.get("queue", "")), JOB_COUNTERS,
+            owner_channel(owner), ALL_SUBMITTED_CHANNEL,
+        ]  # fmt: skip
+        if entry.get("workflow"):
+            keys.append(workflow_steps_key(entry["workflow"]))
         recorded = self._queued(
-            keys=[
-                task_key(task_id), owner_key(owner), ALL_TASKS, ALL_ACTIVE,
-                owner_active_key(owner), waiting_key(entry.get("queue", "")), JOB_COUNTERS,
-                owner_channel(owner), ALL_SUBMITTED_CHANNEL,
-            ],
+            keys=keys,
             args=[self.expires, submitted, task_id,
                   job_metrics.counter_field("queued", entry["kind"]),
                   "1" if announce_here else "0", *fields],
@@ -270,6 +285,7 @@ class Ledger:
         against its owner's jobs at once."""
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(task_key(task_id), "cancel_requested", utc_now())
+        pipe.expire(task_key(task_id), self.expires)  # a canvas step not yet recorded
         pipe.srem(owner_active_key(owner), task_id)
         pipe.zrem(ALL_ACTIVE, task_id)
         pipe.execute()
@@ -306,11 +322,17 @@ class Ledger:
             fields = [f"{ARTIFACT_FIELD_PREFIX}{name}" for name in names]
             self.client.hdel(task_key(task_id), *fields)
 
-    def record_upload(self, upload: str) -> None:
-        """Set an upload's deletion for when a task that reads it would expire."""
+    def record_upload(self, upload_id: str, relative: str, kind: str) -> None:
+        """Note what an upload holds, and set its deletion for when a task that reads it
+        would expire."""
         pipe = self.client.pipeline(transaction=False)
-        artifacts.expire_at(pipe, upload, self.expires)
+        pipe.set(upload_key(upload_id), kind, ex=self.expires)
+        artifacts.expire_at(pipe, relative, self.expires)
         pipe.execute()
+
+    def upload_kind(self, upload_id: str) -> str | None:
+        """What an upload holds ("image", "video"), or None when there is no such upload."""
+        return self.client.get(upload_key(upload_id))
 
     def purge(self, task_id: str, owner: str, state: str, folder: str) -> None:
         """Forget a finished task: its entry, its result, its place in every index; its
@@ -322,6 +344,24 @@ class Ledger:
         pipe.zadd(ARTIFACTS_EXPIRING, {folder: 0})
         pipe.execute()
         self.results.forget(task_id)
+
+    def record_workflow(self, definition: Mapping[str, Any]) -> None:
+        """Keep a workflow's definition (replaced when a retry re-runs its steps)."""
+        text = kombu_json.dumps(definition)  # Celery's JSON: dates stay dates
+        self.client.set(workflow_key(definition["id"]), text, ex=self.expires)
+
+    def workflow_definition(self, workflow_id: str) -> dict[str, Any] | None:
+        """The definition POST /api/workflows kept, or None (a canvas from elsewhere)."""
+        text = self.client.get(workflow_key(workflow_id))
+        try:
+            value = kombu_json.loads(text) if text else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def workflow_task_ids(self, workflow_id: str) -> list[str]:
+        """Every task queued as part of the workflow, in the order they were queued."""
+        return self.client.zrange(workflow_steps_key(workflow_id), 0, MAX_WORKFLOW_TASKS - 1)
 
     def drop_active(self, owner: str, task_ids: set[str]) -> None:
         """Drop finished or cancelled tasks from the owner's active set (and everyone's)."""

@@ -15,6 +15,7 @@ from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from flask import current_app
 
 from .. import lifecycle
+from ..records import ARTIFACT_FIELD_PREFIX
 from ..store import artifacts
 from ..store.artifacts import artifact_store
 from ..store.ledger import ledger_of
@@ -84,6 +85,24 @@ class JobRun:
         source = io.BytesIO(data) if isinstance(data, bytes) else data
         lifecycle.artifact_saved(self.ledger, self.store, self.task_id, name, source)
         return f"/api/tasks/{self.task_id}/artifacts/{name}"
+
+    def files_of(self, task_ids: list[str], media_prefix: str = "") -> list[tuple[str, bytes]]:
+        """The artifacts (name, bytes) of earlier tasks of this task's owner whose media
+        type starts with ``media_prefix``: what a workflow step hands the next. A task
+        of another owner, or one that has expired, gives nothing."""
+        owner = self.ledger.owner_of(self.task_id)
+        found: list[tuple[str, bytes]] = []
+        for task_id in task_ids:
+            entry = self.ledger.read_entry(task_id)
+            if not entry or entry.get("owner") != owner:
+                raise LookupError(f"No task {task_id} of this owner has files to use.")
+            for field, media_type in sorted(entry.items()):
+                name = field.removeprefix(ARTIFACT_FIELD_PREFIX)
+                if name != field and media_type.startswith(media_prefix):
+                    data = self.store.read(f"{artifacts.task_folder(task_id)}/{name}")
+                    if data is not None:
+                        found.append((name, data))
+        return found
 
     def discard_artifacts(self) -> None:
         """Drop what a failed run produced: no half-finished set of files is served."""

@@ -1,0 +1,165 @@
+"""Workflows: steps of the job kinds run as one Celery canvas on a real worker, read,
+cancelled and retried as one thing; a canvas queued from a shell reads the same way."""
+
+from __future__ import annotations
+
+import email
+import io
+
+import pytest
+from celery import chain
+from PIL import Image
+from pypdf import PdfReader
+from support import wait_for_state
+
+from my_app.tasks import slow_task
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def upload_image(client) -> str:
+    """POST /api/uploads with a PNG; its upload id."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 200), "orange").save(buffer, "PNG")
+    data = {"file": (io.BytesIO(buffer.getvalue()), "photo.png")}
+    response = client.post("/api/uploads", data=data, content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["kind"] == "image"
+    return response.get_json()["upload_id"]
+
+
+def photo_report(upload_id: str, to: str = "team@example.com") -> dict:
+    """The shipped example: thumbnails of a photo, a PDF report that shows them, an
+    email with the report attached."""
+    return {
+        "name": "Photo report",
+        "steps": [
+            {"name": "thumbnails", "kind": "thumbnail",
+             "inputs": {"upload_id": upload_id, "sizes": [64, 128]}},
+            {"name": "report", "kind": "report", "uses": ["thumbnails"],
+             "inputs": {"title": "Photos", "sections": [{"heading": "Today", "text": "Two."}]}},
+            {"name": "mail", "kind": "email", "uses": ["report"],
+             "inputs": {"to": [to], "subject": "Your report", "text": "Attached."}},
+        ],
+    }  # fmt: skip
+
+
+def test_thumbnails_then_a_report_then_an_email_run_as_one_workflow(client, smtp_server):
+    """The example end to end. Fails without the canvas (steps not chained: the report
+    would run before the thumbnails exist), without ``uses`` (no images in the PDF, no
+    attachment), or without the workflow index (404)."""
+    response = client.post("/api/workflows", json=photo_report(upload_image(client)))
+    assert response.status_code == 202, response.get_json()
+    workflow = response.get_json()
+    assert response.headers["Location"] == workflow["links"]["self"]
+    assert [step["name"] for step in workflow["steps"]] == ["thumbnails", "report", "mail"]
+    assert workflow["steps"][1]["after"] == ["thumbnails"]
+    # Every step exists from the 202 on: the chain's later steps, waiting.
+    assert all(step["task"] is not None for step in workflow["steps"])
+    assert workflow["steps"][2]["task"]["waiting_for"] == workflow["steps"][1]["task_id"]
+    done = wait_for_state(client, workflow["links"]["self"], {"SUCCESS", "FAILURE"}, timeout=60)
+    assert done["state"] == "SUCCESS", [step["task"]["error"] for step in done["steps"]]
+    assert done["progress"] == {"current": 3, "total": 3, "percent": 100}
+    assert done["finished_at"]
+    thumbnails, report, mail = (step["task"] for step in done["steps"])
+    assert thumbnails["workflow"] == workflow["id"]
+    assert thumbnails["links"]["workflow"] == workflow["links"]["self"]
+    pdf = PdfReader(io.BytesIO(client.get(report["links"]["artifacts"]["report.pdf"]).data))
+    assert sum(len(page.images) for page in pdf.pages) == 2
+    [envelope] = smtp_server.envelopes
+    message = email.message_from_bytes(envelope.content)
+    [attachment] = [part for part in message.walk() if part.get_filename()]
+    assert attachment.get_filename() == "report.pdf"
+    assert attachment.get_payload(decode=True).startswith(b"%PDF")
+    assert mail["result"]["accepted"] == ["team@example.com"]
+
+
+def test_a_chain_queued_from_a_shell_reads_as_a_workflow(client):
+    """A canvas from outside the API is one workflow under its first task's id (Celery's
+    root_id). Fails when the lifecycle does not file tasks by root_id (404)."""
+    result = chain(slow_task.si("one", 0), slow_task.si("two", 0)).apply_async()
+    first_id = result.parent.id
+    workflow = wait_for_state(client, f"/api/workflows/{first_id}", {"SUCCESS"}, timeout=30)
+    assert [step["task_id"] for step in workflow["steps"]] == [first_id, result.id]
+    assert [step["task"]["result"] for step in workflow["steps"]] == [
+        "Task completed for one!",
+        "Task completed for two!",
+    ]
+
+
+def test_cancelling_a_workflow_stops_every_step_not_done(client):
+    """Fails when cancel reaches only the running step's task: the waiting step of the
+    group stays QUEUED."""
+    body = {"steps": [{"name": "first", "kind": "slow", "inputs": {"name": "a", "seconds": 30}},
+                      [{"name": "left", "kind": "slow", "inputs": {"name": "b", "seconds": 1}},
+                       {"name": "right", "kind": "slow", "inputs": {"name": "c", "seconds": 1}}]]}  # fmt: skip
+    workflow = client.post("/api/workflows", json=body).get_json()
+    url = workflow["links"]["self"]
+    wait_for_state(client, url, {"PROGRESS"})
+    cancelled = client.delete(url)
+    assert cancelled.status_code == 202
+    done = wait_for_state(client, url, {"REVOKED"}, timeout=20)
+    first = done["steps"][0]["task"]
+    assert first["state"] == "REVOKED" and first["progress"]["current"] < 30
+    # The group was never queued, and never will be.
+    assert [step["task"] for step in done["steps"][1:]] == [None, None]
+    assert [step["state"] for step in done["steps"]] == ["REVOKED"] * 3
+    assert client.delete(url).status_code == 409
+
+
+def test_retry_runs_a_workflow_again_from_the_step_that_failed(client, smtp_server):
+    """The email step fails (the server refuses it); retry re-runs it alone, as the same
+    workflow. Fails when retry runs every step again (the report's task id changes) or
+    starts a new workflow (another id)."""
+    smtp_server.data_reply = "554 5.7.1 Message rejected"
+    response = client.post("/api/workflows", json=photo_report(upload_image(client)))
+    url = response.get_json()["links"]["self"]
+    failed = wait_for_state(client, url, {"FAILURE", "SUCCESS"}, timeout=60)
+    assert failed["state"] == "FAILURE"
+    assert [step["state"] for step in failed["steps"]] == ["SUCCESS", "SUCCESS", "FAILURE"]
+    smtp_server.data_reply = None
+    retried = client.post(failed["links"]["retry"])
+    assert retried.status_code == 202, retried.get_json()
+    assert retried.get_json()["id"] == failed["id"]
+    wait_for_state(client, url, {"SUCCESS"}, timeout=60)
+    done = client.get(url).get_json()
+    assert [step["task_id"] for step in done["steps"][:2]] == [
+        step["task_id"] for step in failed["steps"][:2]
+    ]
+    mail = done["steps"][2]["task"]
+    assert mail["id"] != failed["steps"][2]["task_id"]
+    assert mail["links"]["retry_of"].endswith(failed["steps"][2]["task_id"])
+    assert len(smtp_server.envelopes) == 1
+
+
+@pytest.mark.parametrize(
+    ("steps", "where"),
+    [
+        ([{"name": "a", "kind": "knit", "inputs": {}}], "kind"),
+        ([{"name": "a", "kind": "report", "uses": ["b"],
+           "inputs": {"title": "T", "sections": [{"heading": "h", "text": "t"}]}}], "uses"),
+        ([{"name": "a", "kind": "slow", "uses": ["a"], "inputs": {"name": "x"}}], "uses"),
+        ([{"name": "a", "kind": "thumbnail", "inputs": {"upload_id": "0" * 64}}], "inputs"),
+        ([{"name": "a", "kind": "slow", "inputs": {"seconds": 1}}], "name"),
+        ([{"name": "a", "kind": "slow", "inputs": {"name": "x"}},
+          {"name": "a", "kind": "slow", "inputs": {"name": "y"}}], "1"),
+    ],
+)  # fmt: skip
+def test_a_step_that_cannot_run_is_a_422_naming_it(client, steps, where):
+    """Fails when a workflow is queued with a step that would fail at once."""
+    response = client.post("/api/workflows", json={"steps": steps})
+    assert response.status_code == 422, response.get_json()
+    errors = response.get_json()["errors"]["json"]["steps"]
+    assert where in str(errors)
+
+
+def test_another_owner_cannot_see_a_workflow(keyed_app):
+    """Fails without the owner check: bob reads alice's workflow."""
+    client = keyed_app.test_client()
+    alice = {"Authorization": "Bearer alice-secret"}
+    body = {"steps": [{"name": "a", "kind": "slow", "inputs": {"name": "x", "seconds": 0}}]}
+    response = client.post("/api/workflows", json=body, headers=alice)
+    assert response.status_code == 202, response.get_json()
+    url = response.get_json()["links"]["self"]
+    assert client.get(url, headers=alice).status_code == 200
+    assert client.get(url, headers={"Authorization": "Bearer bob-secret"}).status_code == 404
