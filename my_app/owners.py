@@ -3,10 +3,15 @@ its own tasks (an admin sees everyone's)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .auth import current_caller
 from .records import TaskRecord
 from .store.keys import ALL_SUBMITTED_CHANNEL, owner_channel
 from .store.ledger import ledger_of
+
+if TYPE_CHECKING:
+    from .workflows import WorkflowRecord
 
 
 def current_owner() -> str:
@@ -16,8 +21,8 @@ def current_owner() -> str:
     return current_caller().owner
 
 
-def can_see(task: TaskRecord) -> bool:
-    """Whether the current caller may see (and act on) ``task``."""
+def can_see(task: TaskRecord | WorkflowRecord) -> bool:
+    """Whether the current caller may see (and act on) ``task`` (or a workflow)."""
     caller = current_caller()
     return caller.admin or task.owner == caller.owner
 

@@ -10,10 +10,12 @@ from werkzeug.wrappers import Response
 
 from .api.events import present
 from .api.schemas import MAX_SECONDS
+from .api.workflows import workflow_body
 from .auth import current_caller, key_for_secret, keys_required, same_origin, sign_in, sign_out
 from .owners import can_see
 from .records import TaskState
 from .status import read_tasks
+from .workflows import read_workflow
 
 bp = Blueprint("ui", __name__)
 
@@ -44,6 +46,17 @@ def task_detail(task_id: UUID) -> tuple[str, int]:
     if not found or not can_see(found[0]):
         return render_template("task.html", task=None, task_id=task_id), 404
     return render_template("task.html", task=present(found[0]), task_id=task_id), 200
+
+
+@bp.get("/workflows/<uuid:workflow_id>")
+def workflow_detail(workflow_id: UUID) -> tuple[str, int]:
+    """One workflow: its steps as a graph of stages, with live states and their files."""
+    workflow = read_workflow(str(workflow_id))
+    if workflow is None or not can_see(workflow):
+        return render_template("workflow.html", workflow=None, workflow_id=workflow_id), 404
+    return render_template(
+        "workflow.html", workflow=workflow_body(workflow), workflow_id=workflow_id
+    ), 200
 
 
 def same_site_path(target: str) -> str | None:

@@ -90,9 +90,11 @@ def test_a_chain_queued_from_a_shell_reads_as_a_workflow(client):
 def test_cancelling_a_workflow_stops_every_step_not_done(client):
     """Fails when cancel reaches only the running step's task: the waiting step of the
     group stays QUEUED."""
-    body = {"steps": [{"name": "first", "kind": "slow", "inputs": {"name": "a", "seconds": 30}},
-                      [{"name": "left", "kind": "slow", "inputs": {"name": "b", "seconds": 1}},
-                       {"name": "right", "kind": "slow", "inputs": {"name": "c", "seconds": 1}}]]}  # fmt: skip
+
+    def slow(name: str, seconds: int) -> dict:
+        return {"name": name, "kind": "slow", "inputs": {"name": name, "seconds": seconds}}
+
+    body = {"steps": [slow("first", 30), [slow("left", 1), slow("right", 1)]]}
     workflow = client.post("/api/workflows", json=body).get_json()
     url = workflow["links"]["self"]
     wait_for_state(client, url, {"PROGRESS"})

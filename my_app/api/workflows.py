@@ -12,8 +12,7 @@ from flask_smorest import abort
 from marshmallow import ValidationError
 from PIL import Image
 
-from ..auth import current_caller
-from ..owners import current_owner
+from ..owners import can_see, current_owner
 from ..store.ledger import ledger_of
 from ..tasks import email_task, report_task, slow_task, thumbnail_task, video_task
 from ..workflows import (
@@ -161,8 +160,7 @@ def checked_step(raw: Any, earlier: set[str]) -> dict[str, Any]:
 def workflow_or_404(workflow_id: UUID | str) -> WorkflowRecord:
     """The caller's workflow (anyone's, for an admin), or 404."""
     workflow = read_workflow(str(workflow_id))
-    caller = current_caller()
-    if workflow is None or not (caller.admin or workflow.owner == caller.owner):
+    if workflow is None or not can_see(workflow):
         abort(404, message=f"No workflow {workflow_id}: it never existed or has expired.")
     return workflow
 

@@ -79,6 +79,28 @@ function artifactsView(task) {
   return element("span", { class: "artifacts" }, ...items);
 }
 
+const IMAGE_FILE = /\.(png|jpe?g|webp|gif)$/i;
+const VIDEO_FILE = /\.(mp4|webm)$/i;
+
+function mediaView(task) {
+  // A job's pictures and videos, shown in the page: a video plays (and seeks: the
+  // download answers ranges), with the job's poster image as its poster.
+  const links = (task.links && task.links.artifacts) || {};
+  const entries = Object.entries(links);
+  const poster = entries.find(([name]) => name.startsWith("poster."));
+  // The video first, then its poster, then the rest (a contact sheet, thumbnails).
+  const order = ([name]) => (VIDEO_FILE.test(name) ? 0 : name.startsWith("poster.") ? 1 : 2);
+  return entries
+    .filter(([name]) => IMAGE_FILE.test(name) || VIDEO_FILE.test(name))
+    .sort((a, b) => order(a) - order(b))
+    .map(([name, url]) => {
+      const media = VIDEO_FILE.test(name)
+        ? element("video", { src: url, controls: true, preload: "auto", playsinline: true, muted: true, poster: poster ? poster[1] : undefined, "aria-label": `Video ${name}` })
+        : element("img", { src: url, alt: name, loading: "lazy" });
+      return element("figure", { "data-media": name }, media, element("figcaption", {}, name));
+    });
+}
+
 function actionsView(task) {
   const buttons = [];
   if (ACTIVE.has(task.state)) {
@@ -370,6 +392,7 @@ function startPolling(poll) {
 
 function startIndex() {
   for (const form of document.querySelectorAll(".job-form")) form.addEventListener("submit", submitJob);
+  for (const form of document.querySelectorAll("[data-photo-report]")) form.addEventListener("submit", runPhotoReport);
   for (const button of document.querySelectorAll("[data-add-section]")) {
     button.addEventListener("click", () => addSection(button.closest("form")));
   }
@@ -403,6 +426,10 @@ function showDetail(task) {
   field("error").replaceChildren(errorView(task) || element("p", {}, "None."));
   const artifacts = artifactsView(task);
   field("artifacts").replaceChildren(artifacts.childElementCount ? artifacts : element("p", {}, "None."));
+  const shown = [...field("media").querySelectorAll("[data-media]")].map((figure) => figure.dataset.media).join();
+  const media = mediaView(task);
+  // Rebuilt only when the files change, so a playing video keeps playing.
+  if (media.map((figure) => figure.dataset.media).join() !== shown) field("media").replaceChildren(...media);
   field("result").textContent = JSON.stringify(task.result, null, 2);
   field("record").textContent = JSON.stringify(task, null, 2);
   if (!previous || previous.state !== task.state) announce(`Task is ${task.state}`);
@@ -420,5 +447,110 @@ function startTaskPage(taskId) {
   });
 }
 
+// ---- workflows ---------------------------------------------------------------------
+
+async function runPhotoReport(event) {
+  // The shipped example: upload the photo once, then one workflow of three steps.
+  event.preventDefault();
+  const form = event.target;
+  clearErrors(form);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const upload = new FormData();
+    upload.append("file", form.elements.file.files[0] || new Blob());
+    const uploaded = await api("POST", "/api/uploads", upload);
+    if (!uploaded.response.ok) return showErrors(form, { message: uploaded.payload.message });
+    const workflow = {
+      name: "Photo report",
+      steps: [
+        { name: "thumbnails", kind: "thumbnail", inputs: { upload_id: uploaded.payload.upload_id, sizes: [128, 256] } },
+        { name: "report", kind: "report", uses: ["thumbnails"], inputs: { title: "Photo report", sections: [{ heading: "Your photo", text: "Thumbnails made by the workflow's first step." }] } },
+        { name: "mail", kind: "email", uses: ["report"], inputs: { to: [form.elements.to.value], subject: "Your photo report", text: "The report is attached." } },
+      ],
+    };
+    const started = await api("POST", "/api/workflows", workflow);
+    if (!started.response.ok) return showErrors(form, { message: started.payload.message || JSON.stringify(started.payload.errors) });
+    window.location.assign(`/workflows/${started.payload.id}`);
+  } catch (error) {
+    showErrors(form, { message: `The service did not answer: ${error.message}` });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function stepView(step) {
+  const task = step.task;
+  const percent = step.state === "SUCCESS" ? 100 : task && task.progress ? task.progress.percent : 0;
+  const title = task
+    ? element("a", { href: `/tasks/${step.task_id}` }, step.name)
+    : element("span", {}, step.name);
+  return element(
+    "div",
+    { class: "step", "data-step": step.name, "data-state": step.state },
+    element("strong", {}, title),
+    element("span", { class: "kind" }, step.kind),
+    element("span", { class: `badge state-${step.state}` }, step.state),
+    element("progress", { max: 100, value: percent, "aria-label": `Progress of step ${step.name}` }),
+    task ? artifactsView(task) : null,
+    task ? errorView(task) : null,
+  );
+}
+
+function showWorkflow(workflow) {
+  const detail = document.querySelector("[data-workflow-detail]");
+  const field = (name) => detail.querySelector(`[data-field="${name}"]`);
+  const before = field("state").textContent;
+  field("state").className = `badge state-${workflow.state}`;
+  field("state").textContent = workflow.state;
+  const { current, total, percent } = workflow.progress;
+  field("progress").replaceChildren(
+    element("progress", { max: 100, value: percent, "aria-label": "Workflow progress" }),
+    element("span", {}, `${current} of ${total} steps · ${percent} %`),
+  );
+  const byName = new Map(workflow.steps.map((step) => [step.name, step]));
+  const drawn = JSON.stringify(workflow.steps);
+  if (field("steps").dataset.drawn !== drawn) {
+    // Redrawn only when a step changed, and the keyboard's place kept.
+    const focusedStep = document.activeElement && document.activeElement.closest("[data-step]");
+    field("steps").replaceChildren(
+      ...workflow.stages.map((stage) => element("li", { class: "stage" }, ...stage.map((name) => stepView(byName.get(name))))),
+    );
+    field("steps").dataset.drawn = drawn;
+    if (focusedStep) {
+      const again = field("steps").querySelector(`[data-step="${focusedStep.dataset.step}"] a`);
+      if (again) again.focus();
+    }
+  }
+  const buttons = [];
+  if (ACTIVE.has(workflow.state)) buttons.push(element("button", { type: "button", class: "secondary", onclick: () => workflowAction("DELETE", workflow.links.cancel) }, "Cancel workflow"));
+  if (RETRYABLE.has(workflow.state)) buttons.push(element("button", { type: "button", class: "secondary", onclick: () => workflowAction("POST", workflow.links.retry) }, "Retry from the failed step"));
+  const focused = document.activeElement && document.activeElement.textContent;
+  field("actions").replaceChildren(...buttons);
+  for (const button of buttons) if (button.textContent === focused) button.focus();
+  if (before !== workflow.state) announce(`Workflow is ${workflow.state}`);
+}
+
+async function workflowAction(method, url) {
+  const { response, payload } = await api(method, url);
+  if (response.ok) showWorkflow(payload);
+  else announce(payload.message || `Could not do that (${response.status})`);
+}
+
+function startWorkflowPage(workflowId) {
+  if (!document.querySelector("[data-workflow-detail]")) return;
+  // A workflow's state is drawn from all its steps: read it whole, each second while
+  // anything may still change.
+  const poll = async () => {
+    const { response, payload } = await api("GET", `/api/workflows/${workflowId}`);
+    if (response.ok) showWorkflow(payload);
+    setTimeout(poll, response.ok && !ACTIVE.has(payload.state) ? 5 * POLL_MILLISECONDS : WORKFLOW_POLL_MILLISECONDS);
+  };
+  poll();
+}
+
+const WORKFLOW_POLL_MILLISECONDS = 1000;
+
 if (document.body.dataset.page === "index") startIndex();
+if (document.body.dataset.page === "workflow") startWorkflowPage(document.body.dataset.workflowId);
 if (document.body.dataset.page === "task") startTaskPage(document.body.dataset.taskId);
