@@ -210,10 +210,10 @@ class TaskPurge(MethodView):
             "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
         },
         "304": {"description": "Not changed since the ETag in If-None-Match"},
-        "416": {"description": "The Range asked for lies outside the file"},
     }
 )
 @blp.alt_response(404, schema=ErrorSchema, description="No such task or artifact")
+@blp.alt_response(416, schema=ErrorSchema, description="The Range lies outside the file")
 def task_artifact(task_id: UUID, name: str) -> Response:
     """Download a file a job produced, in ranges (a video seeks) and conditionally
     (ETag); ?download=1 asks the browser to save it"""
