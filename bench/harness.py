@@ -73,6 +73,7 @@ def environment(redis_url: str, **extra: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "APP_CONFIG": "production",
         "SECRET_KEY": "benchmark-secret-key",
+        "ALLOW_ANONYMOUS": "1",
         "FLASK_SUBMIT_RATE_LIMIT": "1000000000",
         "FLASK_MAX_ACTIVE_JOBS": "1000000000",
         **extra,

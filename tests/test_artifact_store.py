@@ -22,9 +22,9 @@ from support import (
     web_process,
     worker_process,
 )
-from videos import make_video
 
 from devservers.embedded_redis import free_port
+from devservers.sample_video import make_video
 from my_app import create_app
 
 pytestmark = pytest.mark.timeout(180)

@@ -11,9 +11,9 @@ from aiosmtpd.controller import Controller
 from PIL import Image
 from playwright.sync_api import Page, expect
 from support import RecordingSmtpHandler, serving, worker_process
-from videos import make_video
 
 from devservers.embedded_redis import free_port
+from devservers.sample_video import make_video
 from my_app import create_app
 
 pytestmark = pytest.mark.timeout(180)
@@ -85,20 +85,22 @@ def test_a_video_job_page_plays_its_preview_and_shows_its_pictures(page, tmp_pat
         "() => new Promise(done => { const v = document.querySelector('video');"
         " v.addEventListener('seeked', done, {once: true}); v.currentTime = 1.5; })"
     )
-    assert page.evaluate("document.querySelector('video').currentTime") == pytest.approx(1.5, abs=0.2)
+    assert page.evaluate("document.querySelector('video').currentTime") == pytest.approx(
+        1.5, abs=0.2
+    )
     # The player is reached with the keyboard, and plays.
     video.focus()
     assert page.evaluate("document.activeElement.tagName") == "VIDEO"
     page.evaluate("document.querySelector('video').play()")
-    page.wait_for_function("() => document.querySelector('video').currentTime > 1.6", timeout=10_000)
+    page.wait_for_function(
+        "() => document.querySelector('video').currentTime > 1.6", timeout=10_000
+    )
     if preview_format == "mp4":
         page.set_viewport_size({"width": 1280, "height": 1000})
         page.screenshot(path=DOCS / "video.png", full_page=True)
 
 
-def test_the_photo_report_workflow_runs_from_the_page_and_its_steps_go_live(
-    page, tmp_path, smtp
-):
+def test_the_photo_report_workflow_runs_from_the_page_and_its_steps_go_live(page, tmp_path, smtp):
     """The page's workflow form uploads a photo and starts the three steps; the workflow
     page shows each step's state change without a reload, and the keyboard reaches each
     step's task. Fails without the workflow page's polling (the states stay QUEUED)."""

@@ -13,8 +13,8 @@ import av
 import pytest
 from PIL import Image
 from support import ARTIFACT_DIR, wait_for_state, wait_until
-from videos import make_video
 
+from devservers.sample_video import make_video
 from my_app import create_app
 
 pytestmark = pytest.mark.timeout(180)

@@ -1,7 +1,12 @@
-"""Test videos, made with PyAV in the test: nothing is downloaded."""
+"""A sample video, made with PyAV: what the tests, the benchmark and the README's curl
+example upload, so nothing is downloaded.
+
+    python -m devservers.sample_video clip.mp4 --seconds 5
+"""
 
 from __future__ import annotations
 
+import argparse
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,8 +24,8 @@ def make_video(
     codec: str = "libx264",
     audio: bool = False,
 ) -> Path:
-    """Write a video of a square crossing a gradient, with a frame counter, in the
-    container ``path``'s suffix names; ``audio`` adds a tone track."""
+    """Write a video of a square crossing a changing colour, with a frame counter, in
+    the container ``path``'s suffix names; ``audio`` adds a silent AAC track."""
     frames = max(1, round(seconds * fps))
     with av.open(str(path), "w") as output:
         stream = output.add_stream(codec, rate=fps)
@@ -48,3 +53,25 @@ def make_video(
                 output.mux(sound.encode(tone))
             output.mux(sound.encode(None))
     return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write a sample video where the command line says."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="where to write it (.mp4, .webm, .mkv)")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--codec", default="libx264", help="libx264, libvpx-vp9, mpeg4, ...")
+    parser.add_argument("--audio", action="store_true", help="add a silent AAC track")
+    args = parser.parse_args(argv)
+    make_video(
+        args.path, seconds=args.seconds, width=args.width, height=args.height, fps=args.fps,
+        codec=args.codec, audio=args.audio,
+    )  # fmt: skip
+    print(args.path)
+
+
+if __name__ == "__main__":
+    main()
