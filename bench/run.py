@@ -37,15 +37,18 @@ from bench.harness import (
     rss_of_workers,
 )
 from bench.streams import StreamClients
+from bench.video import upload_memory, video_throughput
 from my_app.config import Config
 
 RESULTS = Path(__file__).with_name("results.json")
 SLOW_BODY = '{"name": "bench", "seconds": 0}'
 PROFILES = {
     "full": {"rounds": 8, "seconds": 4, "jobs": 5000, "sequential": 200, "updates": 200,
-             "memory": 50_000, "e2e_rounds": 2, "retained": 100_000, "streams": 1000},
+             "memory": 50_000, "e2e_rounds": 2, "retained": 100_000, "streams": 1000,
+             "video_seconds": 20, "video_rounds": 4, "upload_mb": 500},
     "quick": {"rounds": 2, "seconds": 3, "jobs": 1000, "sequential": 40, "updates": 50,
-              "memory": 10_000, "e2e_rounds": 1, "retained": 10_000, "streams": 200},
+              "memory": 10_000, "e2e_rounds": 1, "retained": 10_000, "streams": 200,
+              "video_seconds": 8, "video_rounds": 2, "upload_mb": 200},
 }  # fmt: skip
 DB = {"ours": 1, "baseline": 2}
 
@@ -511,6 +514,8 @@ MEASURES = (
     producer_memory,
     filtered_list,
     many_streams,
+    video_throughput,
+    upload_memory,
 )
 
 

@@ -55,6 +55,21 @@ def make_video(
     return path
 
 
+def padded_video(path: Path, megabytes: int) -> Path:
+    """A one-second clip followed by an MP4 ``free`` box of ``megabytes`` (every reader
+    skips it): a large upload that is quick to make, written a MiB at a time."""
+    clip = make_video(path.with_suffix(".clip.mp4"), seconds=1, width=160, height=120)
+    padding = megabytes * 1024 * 1024
+    chunk = bytes(1024 * 1024)
+    with open(path, "wb") as out:
+        out.write(clip.read_bytes())
+        out.write((padding + 8).to_bytes(4, "big") + b"free")
+        for _ in range(megabytes):
+            out.write(chunk)
+    clip.unlink()
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """Write a sample video where the command line says."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

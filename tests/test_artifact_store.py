@@ -24,7 +24,7 @@ from support import (
 )
 
 from devservers.embedded_redis import free_port
-from devservers.sample_video import make_video
+from devservers.sample_video import make_video, padded_video
 from my_app import create_app
 
 pytestmark = pytest.mark.timeout(180)
@@ -154,20 +154,6 @@ def test_an_s3_store_serves_workers_and_web_on_other_processes(redis_database, s
     bucket.invalidate_cache()
     assert not bucket.exists(f"jobs-artifacts/artifacts/tasks/{task['id']}/preview.mp4")
     assert client.get(preview).status_code == 404
-
-
-def padded_video(path: Path, megabytes: int) -> Path:
-    """A one-second clip followed by an MP4 ``free`` box of ``megabytes`` (readers skip
-    it), written a chunk at a time."""
-    clip = make_video(path.with_suffix(".clip.mp4"), seconds=1, width=160, height=120)
-    padding = megabytes * 1024 * 1024
-    chunk = bytes(1024 * 1024)
-    with open(path, "wb") as out:
-        out.write(clip.read_bytes())
-        out.write((padding + 8).to_bytes(4, "big") + b"free")
-        for _ in range(megabytes):
-            out.write(chunk)
-    return path
 
 
 def test_a_large_upload_streams_through_the_web_process(redis_database, tmp_path):
