@@ -5,7 +5,9 @@ writes to the ledger (``my_app.store.ledger``). No other module writes the ledge
 transition             observed by                      written, in one round trip
 =====================  ===============================  ========================================
 queued, by any         ``after_task_publish`` signal    entry; owner, all, active and waiting
-producer                                                indexes; counter; announcement (EVALSHA)
+producer                                                indexes (and its workflow's, for a
+                                                        canvas step: Celery's ``root_id``);
+                                                        counter; announcement (EVALSHA)
 retry scheduled        ``after_task_publish``, a        ``retry_at``; retried counter (pipeline)
                        message with ``retries`` > 0
 received               ``task_received`` signal, in     worker, received_at; out of the waiting
@@ -15,11 +17,16 @@ started                ``job_run``, in the task body    started_at, worker, atte
                                                         a cancelled task stops here
 progress               ``JobRun.report``, in the body   Celery's result (``update_state``),
                                                         after one read of the cancel flag
+artifact saved         ``JobRun.save_artifact``, in     the file, whole, in the artifact store;
+                       the body                         then its name and its folder's deletion
+                                                        deadline (MULTI)
 cancel requested       the API's DELETE; Celery's own   cancel flag; out of the active sets
                        revoke (its stored REVOKED)      (MULTI, or inside "finished")
 finished: SUCCESS,     the result backend's             final state, filed once; final indexes,
 FAILURE, REVOKED       ``store_result``                 counters, run time, last progress
                                                         (EVALSHA); then Celery's result
+purged                 the API's POST .../purge, a      entry and index entries deleted (MULTI),
+                       finished task                    Celery's result forgotten, files deleted
 worker alive / gone    ``LeaseRenewal`` consumer        its heartbeat, each third of the
                        bootstep (my_app.worker.leases)  visibility timeout (EVALSHA); removed
                                                         on a clean stop (HDEL)

@@ -131,6 +131,20 @@ def time_limits_problem(limits: dict[str, Any]) -> str | None:
     return "; ".join(problems) or None
 
 
+def artifact_store_problem(url: str) -> str | None:
+    """ARTIFACT_STORE names a filesystem fsspec knows, and its package is installed (an
+    s3:// store needs s3fs: the s3 extra)."""
+    import fsspec
+    from fsspec.core import split_protocol
+
+    protocol = split_protocol(url)[0] or "file"
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as error:
+        return f"cannot open {url!r}: {error}"
+    return None
+
+
 def queues_problem(queues: list[Any]) -> str | None:
     """TASK_QUEUES is a non-empty list of distinct names."""
     if not queues or not all(isinstance(q, str) and q for q in queues):
@@ -217,7 +231,7 @@ SETTINGS: tuple[Setting, ...] = (
     _("ARTIFACT_STORE", str, "var/artifacts",
       "where artifacts and uploads live, as an fsspec URL: a directory (one machine), "
       "or s3://bucket/prefix (several; credentials from the AWS_* variables)",
-      plain=True),
+      plain=True, check=artifact_store_problem),
     _("ARTIFACT_STORE_OPTIONS", dict, {},
       "the store's fsspec options, e.g. FLASK_ARTIFACT_STORE_OPTIONS__endpoint_url="
       "http://minio:9000 for an S3-compatible server"),

@@ -49,6 +49,7 @@ def test_every_config_default_comes_from_the_declaration():
         ({"LOG_FORMAT": "JSON"}, "LOG_FORMAT must be one of text, json"),
         ({"FLASK_TASK_TIME_LIMITS__report__soft": "400"}, "report: soft (400) must be below"),
         ({"FLASK_TASK_TIME_LIMITS__knitting__soft": "4"}, "'knitting' is not a kind of job"),
+        ({"ARTIFACT_STORE": "nosuch://bucket/x"}, "ARTIFACT_STORE cannot open 'nosuch://bucket/x'"),
         ({"FLASK_STORAGE_HEADROOM_PERCENT": "120"}, "must be at most 100"),
         ({"FLASK_SESSION_COOKIE_SAMESITE": "sideways"}, "must be one of Strict, Lax"),
     ],
