@@ -53,6 +53,9 @@ def test_a_task_and_its_upload_lose_their_files_when_they_expire(redis_database)
     app = create_app("testing", REDIS_URL=url, RESULT_EXPIRES=3)
     client = app.test_client()
     with worker_process(url, "--pool=threads", "-Q", "default,heavy", env=expiring):
+        # The upload expires 3 s after it is sent: send it once the worker is up.
+        ready = client.post("/api/tasks/slow", json={"name": "ready", "seconds": 0})
+        wait_for_state(client, ready.get_json()["links"]["self"], {"SUCCESS"}, timeout=60)
         task = submit_thumbnails(client)
         done = wait_for_state(client, task["links"]["self"], {"SUCCESS", "FAILURE"})
         assert done["state"] == "SUCCESS", done["error"]

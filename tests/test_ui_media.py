@@ -67,7 +67,7 @@ def test_a_video_job_page_plays_its_preview_and_shows_its_pictures(page, tmp_pat
     page.get_by_label("Video (MP4, WebM, MKV, MOV…)").set_input_files(clip)
     page.get_by_label("Preview format").select_option(preview_format)
     with page.expect_response("**/api/tasks/video") as response:
-        page.get_by_role("button", name="Upload video").click()
+        page.get_by_role("button", name="Make the preview").click()
     assert response.value.status == 202, response.value.text()
     task_id = response.value.json()["id"]
     page.goto(f"/tasks/{task_id}")

@@ -198,3 +198,22 @@ def test_cancel_mid_transcode_stops_it_and_leaves_nothing_behind(client, tmp_pat
     # Celery's revoke broadcast may store REVOKED while the job unwinds: give it a moment.
     scratch = os.path.join(tempfile.gettempdir(), "video-*", "preview.webm")
     wait_until(lambda: not glob.glob(scratch), timeout=10)
+
+
+def test_a_video_past_its_kind_s_time_limit_fails_and_leaves_nothing(redis_database, tmp_path):
+    """TASK_TIME_LIMITS for video (a 1 s soft limit here, which the message carries from
+    its producer) ends the job FAILURE with "time limit exceeded" and no files. Fails
+    without the video kind's limit (the job succeeds after several seconds)."""
+    from support import worker_process
+
+    url = redis_database()
+    limits = {"video": {"soft": 1, "hard": 30}}
+    client = create_app("testing", REDIS_URL=url, TASK_TIME_LIMITS=limits).test_client()
+    clip = make_video(tmp_path / "long.mp4", seconds=15, width=640, height=360, fps=30)
+    with worker_process(url, "--pool=prefork", "--concurrency=1", "-Q", "heavy"):
+        task = submit_video(client, clip, preview_height=360, preview_format="webm").get_json()
+        done = wait_for_state(client, task["links"]["self"], {"SUCCESS", "FAILURE"}, timeout=60)
+    assert done["state"] == "FAILURE"
+    assert done["error"] == {"type": "JobTimeLimitExceeded", "message": "time limit exceeded"}
+    assert "artifacts" not in done["links"]
+    assert not os.path.exists(f"{ARTIFACT_DIR}/tasks/{task['id']}")

@@ -165,3 +165,35 @@ def test_another_owner_cannot_see_a_workflow(keyed_app):
     url = response.get_json()["links"]["self"]
     assert client.get(url, headers=alice).status_code == 200
     assert client.get(url, headers={"Authorization": "Bearer bob-secret"}).status_code == 404
+
+
+def test_steps_side_by_side_then_one_that_uses_both_run_as_a_chord(client):
+    """Two thumbnail steps in one stage, then a report showing both: Celery runs the
+    stage as a chord. Fails when a stage of several is not a group (the report runs
+    before a thumbnail exists: fewer images), or when the step the chord queues later
+    is not filed under the workflow (no record for it)."""
+    upload_id = upload_image(client)
+
+    def thumbnails(name: str, sizes: list[int]) -> dict:
+        return {
+            "name": name,
+            "kind": "thumbnail",
+            "inputs": {"upload_id": upload_id, "sizes": sizes},
+        }
+
+    body = {
+        "steps": [
+            [thumbnails("small", [32]), thumbnails("large", [96, 160])],
+            {"name": "report", "kind": "report", "uses": ["small", "large"],
+             "inputs": {"title": "Both", "sections": [{"heading": "h", "text": "t"}]}},
+        ]
+    }  # fmt: skip
+    workflow = client.post("/api/workflows", json=body).get_json()
+    assert workflow["stages"] == [["small", "large"], ["report"]]
+    assert workflow["steps"][2]["after"] == ["small", "large"]
+    done = wait_for_state(client, workflow["links"]["self"], {"SUCCESS", "FAILURE"}, timeout=60)
+    assert done["state"] == "SUCCESS", [step["task"]["error"] for step in done["steps"]]
+    report = done["steps"][2]["task"]
+    assert report["workflow"] == workflow["id"]
+    pdf = PdfReader(io.BytesIO(client.get(report["links"]["artifacts"]["report.pdf"]).data))
+    assert sum(len(page.images) for page in pdf.pages) == 3
