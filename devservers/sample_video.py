@@ -33,13 +33,11 @@ def make_video(
         if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
         sound = output.add_stream("aac", rate=44100) if audio else None
+        # A loop of distinct pictures, each drawn and converted once: a long clip costs
+        # little more than its encoding.
+        pictures = [picture(index, width, height) for index in range(min(frames, LOOP_FRAMES))]
         for index in range(frames):
-            image = Image.new("RGB", (width, height), (index * 5 % 256, 64, 160))
-            draw = ImageDraw.Draw(image)
-            x = index * 7 % max(1, width - 40)
-            draw.rectangle((x, height // 3, x + 40, height // 3 + 40), fill=(250, 220, 0))
-            draw.text((8, 8), f"frame {index}", fill=(255, 255, 255))
-            frame = av.VideoFrame.from_image(image)
+            frame = pictures[index % len(pictures)]
             frame.pts, frame.time_base = index, Fraction(1, fps)
             output.mux(stream.encode(frame))
         output.mux(stream.encode(None))
@@ -68,6 +66,20 @@ def padded_video(path: Path, megabytes: int) -> Path:
             out.write(chunk)
     clip.unlink()
     return path
+
+
+#: How many distinct pictures a sample video loops through.
+LOOP_FRAMES = 60
+
+
+def picture(index: int, width: int, height: int) -> av.VideoFrame:
+    """The ``index``-th picture of the loop, as a frame ready to encode."""
+    image = Image.new("RGB", (width, height), (index * 4 % 256, 64, 160))
+    draw = ImageDraw.Draw(image)
+    x = index * 7 % max(1, width - 40)
+    draw.rectangle((x, height // 3, x + 40, height // 3 + 40), fill=(250, 220, 0))
+    draw.text((8, 8), f"frame {index}", fill=(255, 255, 255))
+    return av.VideoFrame.from_image(image).reformat(format="yuv420p")
 
 
 def main(argv: list[str] | None = None) -> None:

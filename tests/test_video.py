@@ -209,9 +209,9 @@ def test_a_video_past_its_kind_s_time_limit_fails_and_leaves_nothing(redis_datab
     url = redis_database()
     limits = {"video": {"soft": 1, "hard": 30}}
     client = create_app("testing", REDIS_URL=url, TASK_TIME_LIMITS=limits).test_client()
-    clip = make_video(tmp_path / "long.mp4", seconds=15, width=640, height=360, fps=30)
+    clip = make_video(tmp_path / "long.mp4", seconds=40, width=640, height=360, fps=30)
     with worker_process(url, "--pool=prefork", "--concurrency=1", "-Q", "heavy"):
-        task = submit_video(client, clip, preview_height=360, preview_format="webm").get_json()
+        task = submit_video(client, clip, preview_height=360).get_json()
         done = wait_for_state(client, task["links"]["self"], {"SUCCESS", "FAILURE"}, timeout=60)
     assert done["state"] == "FAILURE"
     assert done["error"] == {"type": "JobTimeLimitExceeded", "message": "time limit exceeded"}

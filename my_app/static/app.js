@@ -423,6 +423,8 @@ function showDetail(task) {
   field("started_at").textContent = task.started_at || "—";
   field("finished_at").textContent = task.finished_at || "—";
   field("actions").replaceChildren(actionsView(task));
+  field("warning").textContent = task.warning || "";
+  field("warning").hidden = !task.warning;
   field("error").replaceChildren(errorView(task) || element("p", {}, "None."));
   const artifacts = artifactsView(task);
   field("artifacts").replaceChildren(artifacts.childElementCount ? artifacts : element("p", {}, "None."));

@@ -30,6 +30,9 @@ from .keys import ARTIFACTS_EXPIRING
 
 #: How much of a file is copied at a time: uploads and artifacts are never held whole.
 COPY_CHUNK_BYTES = 1024 * 1024
+#: The part size of an S3 multipart upload, which s3fs buffers (its default is 50 MiB;
+#: S3's least is 5 MiB).
+UPLOAD_PART_BYTES = 8 * 1024 * 1024
 
 
 class ArtifactTooLarge(Exception):
@@ -124,7 +127,7 @@ class ArtifactStore:
             self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
             written = f"{target}.{uuid.uuid4().hex}.partial"
         try:
-            with self.fs.open(written, "wb") as out:
+            with self.fs.open(written, "wb", block_size=UPLOAD_PART_BYTES) as out:
                 shutil.copyfileobj(stream, out, COPY_CHUNK_BYTES)
             if written != target:
                 self.fs.mv(written, target)
