@@ -95,15 +95,13 @@ blp = JobsBlueprint("jobs", __name__, url_prefix="/api/tasks", description="Subm
 
 #: The submissions whose body is multipart/form-data (a file and fields), not JSON.
 MULTIPART_ENDPOINTS = {"jobs.ThumbnailJobs", "jobs.VideoJobs"}
-#: The submissions that may carry a video (MAX_VIDEO_UPLOAD_BYTES), not only a smaller body.
-VIDEO_ENDPOINTS = {"jobs.VideoJobs", "uploads.Uploads"}
 
 
 @blp.before_request
 def require_json_bodies() -> None:
     """Refuse a body of the wrong type with 415, rather than reading it as missing
     fields; a video may be larger than any other body (MAX_VIDEO_UPLOAD_BYTES)."""
-    if request.endpoint in VIDEO_ENDPOINTS:
+    if request.endpoint == "jobs.VideoJobs":
         request.max_content_length = current_app.config["MAX_VIDEO_UPLOAD_BYTES"]
     expected = "multipart/form-data" if request.endpoint in MULTIPART_ENDPOINTS else None
     if request.content_length and request.mimetype != expected and not request.is_json:

@@ -32,7 +32,6 @@ from .schemas import (
     ErrorSchema,
     ReportJobSchema,
     SlowJobSchema,
-    TaskSchema,
     UploadedImageJobSchema,
     UploadedSchema,
     UploadedVideoJobSchema,
@@ -255,6 +254,3 @@ class WorkflowRetry(MethodView):
         except WorkflowError as error:
             abort(409, message=str(error))
         return workflow_body(workflow_or_404(workflow_id))
-
-
-__all__ = ["TaskSchema", "blp", "uploads"]
