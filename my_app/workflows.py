@@ -143,7 +143,21 @@ def queue_stages(
     task_ids = {step["name"]: step["task_id"] for stage in definition["stages"] for step in stage}
     ledger_of().record_workflow(definition)
     canvas = chain(*(stage_signature(stage, task_ids, owner) for stage in stages))
-    canvas.apply_async(root_id=definition["id"])
+    let_go(canvas.apply_async(root_id=definition["id"]))
+
+
+def let_go(result: Any) -> None:
+    """Drop the result subscriptions that queueing a canvas made in this process.
+
+    Freezing a group gives it a result that waits for its members (Celery's barrier),
+    and that subscribes this process to each member's result channel until the objects
+    are garbage collected. Nothing here reads them (readers go through the ledger), so
+    each is let go at once, through the backend's own ``remove_pending_result``.
+    """
+    while result is not None:
+        for member in getattr(result, "results", None) or [result]:
+            member.backend.remove_pending_result(member)
+        result = result.parent
 
 
 def stage_signature(stage: list[dict[str, Any]], task_ids: dict[str, str], owner: str) -> Signature:

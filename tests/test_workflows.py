@@ -4,6 +4,7 @@ cancelled and retried as one thing; a canvas queued from a shell reads the same 
 from __future__ import annotations
 
 import email
+import gc
 import io
 
 import pytest
@@ -197,3 +198,26 @@ def test_steps_side_by_side_then_one_that_uses_both_run_as_a_chord(client):
     assert report["workflow"] == workflow["id"]
     pdf = PdfReader(io.BytesIO(client.get(report["links"]["artifacts"]["report.pdf"]).data))
     assert sum(len(page.images) for page in pdf.pages) == 3
+
+
+def test_queueing_a_workflow_with_a_group_keeps_no_subscription(app, client):
+    """Building a canvas with a group freezes a result for each member, whose barrier
+    (Celery's) subscribes the producer to each member's result channel until the objects
+    are garbage collected: a web process would hold them. Fails without
+    ``workflows.let_go`` (the channels stay subscribed; the collector is off here, as it
+    may not run for a long while in a web process)."""
+
+    def slow(name: str, seconds: int = 0) -> dict:
+        return {"name": name, "kind": "slow", "inputs": {"name": name, "seconds": seconds}}
+
+    redis = app.extensions["redis"]
+    backend = app.extensions["celery"].backend
+    gc.disable()
+    try:
+        body = {"steps": [slow("first", 1), [slow("left"), slow("right")], slow("last")]}
+        workflow = client.post("/api/workflows", json=body).get_json()
+        channels = [backend.get_key_for_task(step["task_id"]) for step in workflow["steps"]]
+        assert [count for _, count in redis.pubsub_numsub(*channels)] == [0, 0, 0, 0]
+    finally:
+        gc.enable()
+    wait_for_state(client, workflow["links"]["self"], {"SUCCESS"}, timeout=30)
