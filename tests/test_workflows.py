@@ -221,3 +221,28 @@ def test_queueing_a_workflow_with_a_group_keeps_no_subscription(app, client):
     finally:
         gc.enable()
     wait_for_state(client, workflow["links"]["self"], {"SUCCESS"}, timeout=30)
+
+
+def test_a_chain_s_first_task_recorded_by_its_worker_first_is_still_a_step(app):
+    """The worker that takes a chain's first message may record it before its producer
+    does, from a message that cannot tell it from a task of its own; the producer's
+    record then still files it under its workflow. Fails without the QUEUED script's
+    workflow filing on an existing entry (the chain's workflow lacks its first task:
+    seen once in CI)."""
+    from datetime import UTC, datetime
+
+    from celery import uuid
+
+    from my_app.store.ledger import ledger_of
+
+    ledger = ledger_of(app)
+    task_id = uuid()
+    submitted = datetime.now(UTC)
+    entry = {"id": task_id, "kind": "slow", "task": slow_task.name, "owner": "public",
+             "queue": "default", "inputs": "{}", "submitted_at": submitted.isoformat()}  # fmt: skip
+    now = submitted.timestamp()
+    taken = {**entry, "worker": "w@x", "received_at": entry["submitted_at"]}
+    assert ledger.record_queued(taken, now)
+    assert not ledger.record_queued({**entry, "workflow": task_id}, now)
+    assert ledger.workflow_task_ids(task_id) == [task_id]
+    assert ledger.read_entry(task_id)["workflow"] == task_id

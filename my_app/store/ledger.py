@@ -49,18 +49,26 @@ MAX_WORKFLOW_TASKS = 500
 # worker took it already, or it is a canvas step waiting for another: a "waiting_for"
 # field) among its queue's waiting ones; counted and announced. Nothing more when the
 # entry exists: the worker that took the message recorded it first, from the message
-# itself; or it was recorded as a waiting canvas step, and its own publish now only
-# clears "waiting_for" and files it as waiting in its queue. KEYS: the entry, the
+# itself (which cannot tell a chain's first task from a task of its own, so the
+# producer still files it under its workflow); or it was recorded as a waiting canvas
+# step, and its own publish now only clears "waiting_for" and files it as waiting in its
+# queue. KEYS: the entry, the
 # owner's index, all tasks, all active, the owner's active set, the queue's waiting set,
 # the counters, the owner's and everyone's channel, and (for a step of a canvas: a
 # "workflow" field) its workflow's steps. ARGV: expires, submitted (epoch),
 # id, counter field, announce ("1"), field, value, ...
 QUEUED = """
-local pending = false
+local pending, workflow = false, nil
 for i = 6, #ARGV, 2 do
   if ARGV[i] == 'waiting_for' then pending = true end
+  if ARGV[i] == 'workflow' then workflow = ARGV[i + 1] end
 end
 if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then
+  if KEYS[10] and workflow then
+    redis.call('HSET', KEYS[1], 'workflow', workflow)
+    redis.call('ZADD', KEYS[10], 'NX', tonumber(ARGV[2]), ARGV[3])
+    redis.call('EXPIRE', KEYS[10], tonumber(ARGV[1]))
+  end
   if not pending and redis.call('HDEL', KEYS[1], 'waiting_for') == 1
       and redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
     redis.call('ZADD', KEYS[6], tonumber(ARGV[2]), ARGV[3])
