@@ -64,7 +64,10 @@ def test_a_soft_time_limit_ends_the_job_failed_and_cleaned_up(database_url, pref
 def test_a_hard_time_limit_kills_the_job_and_the_worker_keeps_serving(database_url, prefork_worker):
     client = submitter(database_url, hard=1.5)
     url = submit_slow(client, seconds=10)
-    task = wait_for_state(client, url, {"FAILURE"}, timeout=60)
+    try:
+        task = wait_for_state(client, url, {"FAILURE"}, timeout=60)
+    except AssertionError:
+        raise AssertionError(f"never FAILURE: {client.get(url).get_json()}") from None
     assert task["error"]["type"] == "TimeLimitExceeded"
     assert "hard time limit exceeded (1.5 s)" in task["error"]["message"]
     after = wait_for_state(client, submit_slow(client, seconds=0), {"SUCCESS"}, timeout=60)
