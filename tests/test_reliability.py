@@ -140,10 +140,13 @@ def test_a_full_redis_refuses_new_jobs_with_503_and_finishes_the_accepted_ones(t
             ready = requests.get(f"{web}/readyz", timeout=10)
             assert ready.status_code == 503
             assert "storage is full" in ready.json()["message"]
-            # To the brim, and held there: the limit lowered under what Redis uses (again
-            # if a finishing job freed more than the margin meanwhile).
+            # To the brim, and held there: the limit lowered under what Redis counts
+            # against it (its use less the AOF buffers it does not count), again if a
+            # finishing job freed more than the margin meanwhile.
             for _ in range(10):
-                client.config_set("maxmemory", client.info("memory")["used_memory"] - 2**20)
+                memory = client.info("memory")
+                counted = memory["used_memory"] - memory.get("mem_not_counted_for_evict", 0)
+                client.config_set("maxmemory", counted - 2**20)
                 try:
                     client.set("probe", "x")
                 except redis.exceptions.OutOfMemoryError:
