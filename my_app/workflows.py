@@ -186,7 +186,9 @@ def read_workflow(workflow_id: str) -> WorkflowRecord | None:
     task_ids = ledger.workflow_task_ids(workflow_id)
     if definition is None and not task_ids:
         return None
-    records = {task.id: task for task in read_tasks(task_ids)}
+    # The definition's steps too: one after a group is queued (and indexed) only later.
+    defined = [step["task_id"] for stage in (definition or {}).get("stages", []) for step in stage]
+    records = {task.id: task for task in read_tasks(list(dict.fromkeys(task_ids + defined)))}
     if definition is None:
         return inferred_workflow(workflow_id, [records[i] for i in task_ids if i in records])
     steps, stages, previous, stopped = [], [], (), False
@@ -194,9 +196,10 @@ def read_workflow(workflow_id: str) -> WorkflowRecord | None:
         names = tuple(step["name"] for step in stage)
         for step in stage:
             task_id = step["task_id"]
-            record = records.get(task_id) or next(iter(read_tasks([task_id])), None)
             steps.append(
-                WorkflowStep(step["name"], step["kind"], task_id, previous, record, stopped)
+                WorkflowStep(
+                    step["name"], step["kind"], task_id, previous, records.get(task_id), stopped
+                )
             )
         stopped = stopped or any(
             step.state in RETRYABLE_STATES for step in steps[len(steps) - len(stage) :]

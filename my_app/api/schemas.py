@@ -17,6 +17,8 @@ from ..settings import SLOW_JOB_MAX_SECONDS
 __all__ = ["ErrorSchema"]  # every error answer, as flask-smorest shapes it
 
 MAX_SECONDS = SLOW_JOB_MAX_SECONDS
+#: A state as the API names it (a task's, a workflow's or a step's).
+A_TASK_STATE = validate.OneOf([state.value for state in TaskState])
 #: The documented limit of ``seconds``, per role, as ``quotas.check_job_seconds`` holds it.
 SECONDS_LIMITS = (
     f"At most {SLOW_JOB_MAX_SECONDS} with an admin key; with any other key (or none) at most "
@@ -98,9 +100,7 @@ class TaskSchema(Schema):
     owner = fields.String(
         dump_only=True, metadata={"description": "The API key that queued it (or the default)"}
     )
-    state = fields.String(
-        dump_only=True, required=True, validate=validate.OneOf([state.value for state in TaskState])
-    )
+    state = fields.String(dump_only=True, required=True, validate=A_TASK_STATE)
     progress = fields.Nested(ProgressSchema, dump_only=True, allow_none=True)
     result = fields.Raw(dump_only=True, allow_none=True)
     error = fields.Nested(TaskErrorSchema, dump_only=True, allow_none=True)
@@ -147,7 +147,7 @@ class TaskSummarySchema(TaskSchema):
 class TaskQueryArgsSchema(Schema):
     """Filters of the task list."""
 
-    state = fields.String(validate=validate.OneOf([state.value for state in TaskState]))
+    state = fields.String(validate=A_TASK_STATE)
     kind = fields.String(validate=validate.Length(1, 50))
 
 
@@ -163,9 +163,7 @@ class TaskStatusSchema(Schema):
     """The seed route's view of a task."""
 
     task_id = fields.String(required=True)
-    status = fields.String(
-        required=True, validate=validate.OneOf([state.value for state in TaskState])
-    )
+    status = fields.String(required=True, validate=A_TASK_STATE)
     progress = fields.Nested(ProgressSchema, allow_none=True)
     result = fields.Raw(allow_none=True)
     error = fields.Nested(TaskErrorSchema)
@@ -449,7 +447,7 @@ class WorkflowStepSchema(Schema):
 
     name = fields.String(required=True)
     kind = fields.String(required=True)
-    state = fields.String(required=True, validate=validate.OneOf([s.value for s in TaskState]))
+    state = fields.String(required=True, validate=A_TASK_STATE)
     after = fields.List(fields.String(), required=True)
     task_id = fields.String(required=True)
     task = fields.Nested(TaskSchema, allow_none=True)
@@ -469,7 +467,7 @@ class WorkflowSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
     owner = fields.String(required=True)
-    state = fields.String(required=True, validate=validate.OneOf([s.value for s in TaskState]))
+    state = fields.String(required=True, validate=A_TASK_STATE)
     progress = fields.Nested(ProgressSchema, required=True)
     submitted_at = timestamp(required=True)
     finished_at = timestamp(allow_none=True)

@@ -248,28 +248,36 @@ function showErrors(form, payload) {
   }
 }
 
-async function submitJob(event) {
-  event.preventDefault();
-  const form = event.target;
-  clearErrors(form);
-  const button = form.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    const { response, payload } = await api("POST", form.dataset.endpoint, formBody(form));
-    if (response.ok) {
-      showTask(payload);
-    } else if (response.status === 429 || response.status === 503) {
-      const retry = response.headers.get("Retry-After");
-      showErrors(form, { message: `${payload.message || response.statusText}${retry ? ` (retry in ${retry} s)` : ""}` });
-    } else {
-      showErrors(form, payload);
+function submitting(send) {
+  // A form's submit: errors cleared, its button held while send(form) runs, and an
+  // unreachable service said beside the form.
+  return async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    clearErrors(form);
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await send(form);
+    } catch (error) {
+      showErrors(form, { message: `The service did not answer: ${error.message}` });
+    } finally {
+      button.disabled = false;
     }
-  } catch (error) {
-    showErrors(form, { message: `The service did not answer: ${error.message}` });
-  } finally {
-    button.disabled = false;
-  }
+  };
 }
+
+const submitJob = submitting(async (form) => {
+  const { response, payload } = await api("POST", form.dataset.endpoint, formBody(form));
+  if (response.ok) {
+    showTask(payload);
+  } else if (response.status === 429 || response.status === 503) {
+    const retry = response.headers.get("Retry-After");
+    showErrors(form, { message: `${payload.message || response.statusText}${retry ? ` (retry in ${retry} s)` : ""}` });
+  } else {
+    showErrors(form, payload);
+  }
+});
 
 function addSection(form) {
   const sections = form.querySelector("[data-sections]");
@@ -451,35 +459,24 @@ function startTaskPage(taskId) {
 
 // ---- workflows ---------------------------------------------------------------------
 
-async function runPhotoReport(event) {
-  // The shipped example: upload the photo once, then one workflow of three steps.
-  event.preventDefault();
-  const form = event.target;
-  clearErrors(form);
-  const button = form.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    const upload = new FormData();
-    upload.append("file", form.elements.file.files[0] || new Blob());
-    const uploaded = await api("POST", "/api/uploads", upload);
-    if (!uploaded.response.ok) return showErrors(form, { message: uploaded.payload.message });
-    const workflow = {
-      name: "Photo report",
-      steps: [
-        { name: "thumbnails", kind: "thumbnail", inputs: { upload_id: uploaded.payload.upload_id, sizes: [128, 256] } },
-        { name: "report", kind: "report", uses: ["thumbnails"], inputs: { title: "Photo report", sections: [{ heading: "Your photo", text: "Thumbnails made by the workflow's first step." }] } },
-        { name: "mail", kind: "email", uses: ["report"], inputs: { to: [form.elements.to.value], subject: "Your photo report", text: "The report is attached." } },
-      ],
-    };
-    const started = await api("POST", "/api/workflows", workflow);
-    if (!started.response.ok) return showErrors(form, { message: started.payload.message || JSON.stringify(started.payload.errors) });
-    window.location.assign(`/workflows/${started.payload.id}`);
-  } catch (error) {
-    showErrors(form, { message: `The service did not answer: ${error.message}` });
-  } finally {
-    button.disabled = false;
-  }
-}
+// The shipped example: upload the photo once, then one workflow of three steps.
+const runPhotoReport = submitting(async (form) => {
+  const upload = new FormData();
+  upload.append("file", form.elements.file.files[0] || new Blob());
+  const uploaded = await api("POST", "/api/uploads", upload);
+  if (!uploaded.response.ok) return showErrors(form, { message: uploaded.payload.message });
+  const workflow = {
+    name: "Photo report",
+    steps: [
+      { name: "thumbnails", kind: "thumbnail", inputs: { upload_id: uploaded.payload.upload_id, sizes: [128, 256] } },
+      { name: "report", kind: "report", uses: ["thumbnails"], inputs: { title: "Photo report", sections: [{ heading: "Your photo", text: "Thumbnails made by the workflow's first step." }] } },
+      { name: "mail", kind: "email", uses: ["report"], inputs: { to: [form.elements.to.value], subject: "Your photo report", text: "The report is attached." } },
+    ],
+  };
+  const started = await api("POST", "/api/workflows", workflow);
+  if (!started.response.ok) return showErrors(form, { message: started.payload.message || JSON.stringify(started.payload.errors) });
+  window.location.assign(`/workflows/${started.payload.id}`);
+});
 
 function stepView(step) {
   const task = step.task;

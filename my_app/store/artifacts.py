@@ -106,14 +106,6 @@ class ArtifactStore:
         """A path inside the store, in its filesystem's terms."""
         return f"{self.root}/{relative}"
 
-    def check(self) -> None:
-        """Reach the store (create the directory, or find the bucket); raises when it
-        cannot be used."""
-        if self.is_local:
-            self.fs.makedirs(self.root, exist_ok=True)
-        elif not self.fs.exists(self.root.split("/")[0]):
-            raise FileNotFoundError(f"No bucket {self.root.split('/')[0]!r} at {self.url}")
-
     # Writing: whole files only.
 
     def put_stream(self, relative: str, stream: IO[bytes]) -> int:
