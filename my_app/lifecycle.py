@@ -32,6 +32,11 @@ worker alive / gone    ``LeaseRenewal`` consumer        its heartbeat, each thir
                                                         on a clean stop (HDEL)
 =====================  ===============================  ========================================
 
+Each transition above except "artifact saved" and "purged" also adds an entry to the
+task's timeline (``TimelineEvent``: its time, worker and attempt), inside the same script
+or transaction; so do a retry (the backend's ``store_result`` of RETRY, with the error)
+and the first progress report past 25, 50 and 75 % (one EVALSHA each).
+
 Why these hooks, and no others:
 
 - ``after_task_publish`` sees every successful publish of every in-process producer
@@ -69,7 +74,16 @@ from celery.signals import after_task_publish, before_task_publish, task_receive
 from flask import Flask, g, has_request_context
 from redis.exceptions import OutOfMemoryError
 
-from .records import STORED_FINAL_STATES, TaskRecord, TaskState, encode_inputs, may_follow
+from .records import (
+    PROGRESS_MILESTONES,
+    STORED_FINAL_STATES,
+    TaskRecord,
+    TaskState,
+    TimelineEvent,
+    describe_exception,
+    encode_inputs,
+    may_follow,
+)
 from .store import artifacts
 from .store.artifacts import ArtifactStore
 from .store.ledger import Ledger, ledger_of, utc_now
@@ -273,7 +287,8 @@ def received(request: Any, **_: Any) -> None:
         return
     ledger = ledger_of(flask_app)
     queue = (request.delivery_info or {}).get("routing_key") or ""
-    if ledger.record_received(request.id, worker=request.hostname, queue=queue):
+    attempt = attempt_of(request)
+    if ledger.record_received(request.id, worker=request.hostname, queue=queue, attempt=attempt):
         return
     headers = request.request_dict
     entry = new_entry(
@@ -285,7 +300,7 @@ def received(request: Any, **_: Any) -> None:
     entry.update(worker=request.hostname, received_at=utc_now())
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
     if not ledger.record_queued(entry, submitted):  # its producer recorded it meanwhile
-        ledger.record_received(request.id, worker=request.hostname, queue=queue)
+        ledger.record_received(request.id, request.hostname, queue, attempt)
 
 
 # Started, progress, outcome, artifacts: called from the task body (my_app.worker.job_run).
@@ -296,9 +311,18 @@ def received(request: Any, **_: Any) -> None:
 last_progress: dict[str, dict[str, Any]] = {}
 
 
-def started(ledger: Ledger, task_id: str, worker: str) -> bool:
+def attempt_of(request: Any) -> int:
+    """The attempt a Celery request is, from 1 (its retries so far, plus one)."""
+    retries = getattr(request, "retries", None)  # a task's request (Context)
+    if retries is None:  # a worker's Request: the message's own fields
+        retries = (getattr(request, "request_dict", None) or {}).get("retries")
+    return (retries if isinstance(retries, int) else 0) + 1
+
+
+def started(ledger: Ledger, task: Task) -> bool:
     """Record an attempt's start; True when the task was cancelled and must not run."""
-    return ledger.record_started(task_id, worker)
+    request = task.request
+    return ledger.record_started(request.id, request.hostname or "", attempt_of(request))
 
 
 def should_stop(ledger: Ledger, task_id: str) -> bool:
@@ -306,11 +330,29 @@ def should_stop(ledger: Ledger, task_id: str) -> bool:
     return ledger.cancel_requested(task_id)
 
 
-def progressed(task: Task, progress: dict[str, Any]) -> None:
+def progressed(ledger: Ledger, task: Task, progress: dict[str, Any]) -> None:
     """Publish a running task's progress (Celery's PROGRESS state, which reaches every
-    event stream at once), and keep it for the task's end."""
+    event stream at once), and keep it for the task's end; the first report past each
+    of ``PROGRESS_MILESTONES`` goes to its timeline too."""
     task.update_state(state=TaskState.PROGRESS.value, meta=progress)
+    before = last_progress.get(task.request.id)
     last_progress[task.request.id] = progress
+    passed = [
+        milestone
+        for milestone in PROGRESS_MILESTONES
+        if percent_of(before) < milestone <= percent_of(progress)
+    ]
+    if passed:
+        detail = f"{percent_of(progress):.0f} % ({progress.get('current')}/{progress.get('total')})"
+        ledger.record_note(task.request.id, TimelineEvent.PROGRESS, detail)
+
+
+def percent_of(progress: dict[str, Any] | None) -> float:
+    """How far a progress report says the task is, 0 to 100."""
+    try:
+        return 100 * float(progress["current"]) / float(progress["total"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError, ZeroDivisionError):
+        return 0.0
 
 
 def artifact_saved(
@@ -362,7 +404,9 @@ def outcome_recorded(ledger: Ledger, task_id: str, outcome: dict[str, Any]) -> N
 def cancel(flask_app: Flask, task_id: str, owner: str) -> None:
     """Ask a task to stop: a queued one never starts, a running one stops at its next
     step; then Celery's own revoke, so a worker already holding it drops it unstarted."""
-    ledger_of(flask_app).request_cancel(task_id, owner)
+    caller = g.get("caller") if has_request_context() else None
+    by = caller.owner if caller is not None else "the service"
+    ledger_of(flask_app).request_cancel(task_id, owner, by)
     flask_app.extensions["celery"].control.revoke(task_id)
 
 
@@ -379,10 +423,25 @@ def purged(flask_app: Flask, task: TaskRecord) -> None:
 # Finished.
 
 
-def finished(ledger: Ledger, task_id: str, state: str, progress: dict[str, Any] | None) -> bool:
-    """File a task's end; False when another final state was filed first (it stands)."""
-    before = ledger.record_finished(task_id, state, progress)
+def finished(
+    ledger: Ledger,
+    task_id: str,
+    state: str,
+    progress: dict[str, Any] | None,
+    result: Any = None,
+    attempt: int | None = None,
+) -> bool:
+    """File a task's end (its error, if it failed or was revoked, in its timeline);
+    False when another final state was filed first (it stands)."""
+    detail = error_text(result) if isinstance(result, BaseException) else None
+    before = ledger.record_finished(task_id, state, progress, detail, attempt)
     return before is None or before == state
+
+
+def error_text(error: BaseException) -> str:
+    """An error as a timeline shows it: its type and message."""
+    described = describe_exception(error)
+    return f"{described['type']}: {described['message']}"
 
 
 class LedgerRedisBackend(SubmitOnlyRedisBackend):
@@ -394,8 +453,9 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
         """File the transition, then store the result as Celery does, unless refused; a
         revoked chain step revokes the steps after it (Celery carries a failure down a
         chain itself, not a revoke), saying why."""
+        request = kwargs.get("request") or (args[1] if len(args) > 1 else None)
+        attempt = attempt_of(request) if request is not None else None
         if state == TaskState.REVOKED:
-            request = kwargs.get("request") or (args[1] if len(args) > 1 else None)
             for step, _ in later_steps({"chain": getattr(request, "chain", None)}, task_id, None):
                 step_id = step["options"]["task_id"]
                 reason = f"an earlier step of its chain, {task_id}, was cancelled"
@@ -404,12 +464,16 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
         if flask_app is not None and state in TaskState.__members__:
             ledger = ledger_of(flask_app)
             if TaskState(state) in STORED_FINAL_STATES:
-                if not finished(ledger, task_id, state, last_progress.pop(task_id, None)):
+                progress = last_progress.pop(task_id, None)
+                if not finished(ledger, task_id, state, progress, result, attempt):
                     return result
             elif state != TaskState.PROGRESS and not may_follow(
                 filed_state(ledger, task_id), TaskState(state)
             ):
                 return result
+            if state == TaskState.RETRY:
+                detail = error_text(result) if isinstance(result, BaseException) else None
+                ledger.record_note(task_id, TimelineEvent.RETRY, detail, attempt)
         return super().store_result(task_id, result, state, *args, **kwargs)
 
     def on_backend_retryable_error(self, exc: Exception) -> None:

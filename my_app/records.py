@@ -70,6 +70,27 @@ def may_follow(current: TaskState | None, new: TaskState) -> bool:
 #: Ledger fields named ``artifact:<name>`` list a task's artifacts (value: media type).
 ARTIFACT_FIELD_PREFIX = "artifact:"
 
+#: Ledger fields named ``timeline:<number>`` hold a task's timeline, one transition each
+#: (JSON), numbered from 1 in the order written (my_app.store.ledger keeps the last
+#: TIMELINE_LENGTH).
+TIMELINE_FIELD_PREFIX = "timeline:"
+
+
+class TimelineEvent(StrEnum):
+    """The transitions a task's timeline shows."""
+
+    QUEUED = "queued"
+    RECEIVED = "received"
+    STARTED = "started"
+    PROGRESS = "progress"
+    RETRY = "retry"
+    CANCEL_REQUESTED = "cancel_requested"
+    FINISHED = "finished"
+
+
+#: The progress a timeline notes: the first report at or past each of these percents.
+PROGRESS_MILESTONES = (25, 50, 75)
+
 
 @dataclass(frozen=True)
 class TaskRecord:
@@ -99,6 +120,8 @@ class TaskRecord:
     finished_at: str | None = None
     retry_at: str | None = None
     warning: str | None = None
+    #: Every transition, oldest first: ``{"at", "event", "attempt", "worker", "detail"}``.
+    timeline: tuple[dict[str, Any], ...] = ()
     #: What a retry runs again: the Celery task name, its keyword and positional inputs.
     task_name: str = ""
     call_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -147,6 +170,7 @@ PUBLIC_FIELDS = (
     "id", "kind", "owner", "queue", "state", "progress", "result", "error", "inputs",
     "artifacts", "retry_of", "waiting_for", "workflow", "worker", "submitted_at",
     "received_at", "attempts", "started_at", "finished_at", "retry_at", "warning",
+    "timeline",
 )  # fmt: skip
 
 
@@ -201,9 +225,32 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
         started_at=raw.get("started_at") or None,
         finished_at=str(finished_at) if finished_at and state in TERMINAL_STATES else None,
         retry_at=raw.get("retry_at") if state == TaskState.RETRY else None,
+        timeline=decode_timeline(raw),
         task_name=raw.get("task") or "",
         call_kwargs=kwargs,
         call_args=args,
+    )
+
+
+def decode_timeline(raw: Mapping[str, str]) -> tuple[dict[str, Any], ...]:
+    """A task's timeline from its ledger fields, oldest first; an entry that cannot be
+    read is left out, not fatal."""
+    numbered = []
+    for name, value in raw.items():
+        if name.startswith(TIMELINE_FIELD_PREFIX):
+            number = _int(name.removeprefix(TIMELINE_FIELD_PREFIX))
+            event = _json_dict(value)
+            if number and event.get("event") and event.get("at"):
+                numbered.append((number, event))
+    return tuple(
+        {
+            "at": str(event["at"]),
+            "event": str(event["event"]),
+            "attempt": _int(event.get("attempt")),
+            "worker": str(event["worker"]) if event.get("worker") else None,
+            "detail": str(event["detail"]) if event.get("detail") else None,
+        }
+        for _, event in sorted(numbered, key=lambda pair: pair[0])
     )
 
 

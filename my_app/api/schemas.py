@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ..jobs.report import unsupported_characters
 from ..jobs.video import PREVIEW_FORMATS, PREVIEW_HEIGHTS
-from ..records import TaskState
+from ..records import TaskState, TimelineEvent
 from ..settings import SLOW_JOB_MAX_SECONDS
 
 __all__ = ["ErrorSchema"]  # every error answer, as flask-smorest shapes it
@@ -92,6 +92,29 @@ class TaskLinksSchema(Schema):
     artifacts = fields.Dict(keys=fields.String(), values=fields.String())
 
 
+class TimelineEntrySchema(Schema):
+    """One transition of a task, as its timeline keeps it."""
+
+    at = timestamp(required=True)
+    event = fields.String(
+        dump_only=True,
+        required=True,
+        validate=validate.OneOf([event.value for event in TimelineEvent]),
+        metadata={"description": "queued, received, started, progress (25, 50 and 75 %), "
+                  "retry, cancel_requested or finished"},
+    )  # fmt: skip
+    attempt = fields.Integer(
+        dump_only=True,
+        metadata={"description": "The attempt it belongs to, from 1 (0: before any start)"},
+    )
+    worker = fields.String(dump_only=True, allow_none=True)
+    detail = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "The queue, the progress, the error, the final state"},
+    )
+
+
 class TaskSchema(Schema):
     """A submitted job and everything known about it."""
 
@@ -133,15 +156,21 @@ class TaskSchema(Schema):
         dump_only=True,
         metadata={"description": "The workflow (a Celery canvas) this task is a step of"},
     )
+    timeline = fields.List(
+        fields.Nested(TimelineEntrySchema),
+        dump_only=True,
+        metadata={"description": "Every transition, oldest first (the last 50)"},
+    )
     links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)
 
 
 class TaskSummarySchema(TaskSchema):
-    """A task as a list or the feed shows it: all but its inputs, which may be a megabyte
-    (the task's own record carries them), so a page stays small whatever they are."""
+    """A task as a list or the feed shows it: all but its inputs, which may be a megabyte,
+    and its timeline (the task's own record carries them), so a page stays small
+    whatever they are."""
 
     class Meta:
-        exclude = ("inputs",)
+        exclude = ("inputs", "timeline")
 
 
 class TaskQueryArgsSchema(Schema):

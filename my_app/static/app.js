@@ -440,9 +440,27 @@ function showDetail(task) {
   const media = mediaView(task);
   // Rebuilt only when the files change, so a playing video keeps playing.
   if (media.map((figure) => figure.dataset.media).join() !== shown) field("media").replaceChildren(...media);
+  if (task.timeline) field("timeline").replaceChildren(...task.timeline.map(timelineEntryView));
   field("result").textContent = JSON.stringify(task.result, null, 2);
   field("record").textContent = JSON.stringify(task, null, 2);
   if (!previous || previous.state !== task.state) announce(`Task is ${task.state}`);
+}
+
+// One transition of the task's timeline: when, what, which attempt and worker, why.
+function timelineEntryView(entry) {
+  const facts = [
+    entry.attempt ? `attempt ${entry.attempt}` : null,
+    entry.worker,
+    entry.detail,
+  ].filter(Boolean);
+  return element(
+    "li",
+    { "data-event": entry.event },
+    element("time", { datetime: entry.at }, entry.at),
+    " ",
+    element("strong", {}, entry.event.replace("_", " ")),
+    facts.length ? ` · ${facts.join(" · ")}` : "",
+  );
 }
 
 function startTaskPage(taskId) {

@@ -20,7 +20,7 @@ from celery.backends.base import Backend
 from flask import Flask, current_app
 from kombu.utils import json as kombu_json
 
-from ..records import ARTIFACT_FIELD_PREFIX
+from ..records import ARTIFACT_FIELD_PREFIX, TimelineEvent
 from . import artifacts, job_metrics
 from .capacity import MemoryGauge
 from .heartbeats import Heartbeats
@@ -45,6 +45,37 @@ from .keys import (
 #: The most tasks a workflow's reader takes (its steps, and their re-runs).
 MAX_WORKFLOW_TASKS = 500
 
+#: The most transitions a task's timeline keeps (the latest).
+TIMELINE_LENGTH = 50
+
+# Shared by the scripts that write a transition: add it to the entry's timeline (fields
+# "timeline:<n>", my_app.records); when the note names no attempt (a worker's notes take
+# Celery's), the entry's last (the next, for "queued"), and when it names no worker, the
+# entry's. Only the last TIMELINE_LENGTH are kept.
+NOTE_FUNCTION = """
+local function note(key, text, limit)
+  local event = cjson.decode(text)
+  local attempts, worker = unpack(redis.call('HMGET', key, 'attempts', 'worker'))
+  if event.attempt == nil then
+    event.attempt = tonumber(attempts) or 0
+    if event.event == 'queued' then event.attempt = event.attempt + 1 end
+  end
+  if event.worker == nil and worker then event.worker = worker end
+  local n = redis.call('HINCRBY', key, 'timeline_count', 1)
+  redis.call('HSET', key, 'timeline:' .. n, cjson.encode(event))
+  if n > tonumber(limit) then redis.call('HDEL', key, 'timeline:' .. (n - tonumber(limit))) end
+end
+"""
+
+# KEYS: the entry. ARGV: the note (JSON), the timeline's length, expires.
+NOTE = (
+    NOTE_FUNCTION
+    + """
+note(KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+)
+
 # A new entry, filed under its owner, among all tasks and the active ones, and (unless a
 # worker took it already, or it is a canvas step waiting for another: a "waiting_for"
 # field) among its queue's waiting ones; counted and announced. Nothing more when the
@@ -56,10 +87,13 @@ MAX_WORKFLOW_TASKS = 500
 # owner's index, all tasks, all active, the owner's active set, the queue's waiting set,
 # the counters, the owner's and everyone's channel, and (for a step of a canvas: a
 # "workflow" field) its workflow's steps. ARGV: expires, submitted (epoch),
-# id, counter field, announce ("1"), field, value, ...
-QUEUED = """
+# id, counter field, announce ("1"), the "queued" note, the timeline's length, field,
+# value, ...
+QUEUED = (
+    NOTE_FUNCTION
+    + """
 local pending, workflow = false, nil
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i] == 'waiting_for' then pending = true end
   if ARGV[i] == 'workflow' then workflow = ARGV[i + 1] end
 end
@@ -69,15 +103,18 @@ if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then
     redis.call('ZADD', KEYS[10], 'NX', tonumber(ARGV[2]), ARGV[3])
     redis.call('EXPIRE', KEYS[10], tonumber(ARGV[1]))
   end
-  if not pending and redis.call('HDEL', KEYS[1], 'waiting_for') == 1
-      and redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
-    redis.call('ZADD', KEYS[6], tonumber(ARGV[2]), ARGV[3])
-    redis.call('EXPIRE', KEYS[6], tonumber(ARGV[1]))
+  if not pending and redis.call('HDEL', KEYS[1], 'waiting_for') == 1 then
+    note(KEYS[1], ARGV[6], ARGV[7])
+    if redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
+      redis.call('ZADD', KEYS[6], tonumber(ARGV[2]), ARGV[3])
+      redis.call('EXPIRE', KEYS[6], tonumber(ARGV[1]))
+    end
   end
   return 0
 end
 local expires, submitted, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+note(KEYS[1], ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[1], expires)
 for i = 2, 4 do
   redis.call('ZADD', KEYS[i], submitted, id)
@@ -102,28 +139,38 @@ if ARGV[5] == '1' then
 end
 return 1
 """
+)
 
 # KEYS: the entry, the waiting set of its queue. ARGV: expires, worker, received_at,
-# task id. Returns 0 when there is no entry.
-RECEIVED = """
+# task id, the note, the timeline's length. Returns 0 when there is no entry.
+RECEIVED = (
+    NOTE_FUNCTION
+    + """
 redis.call('ZREM', KEYS[2], ARGV[4])
 if redis.call('HEXISTS', KEYS[1], 'kind') == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'worker', ARGV[2], 'received_at', ARGV[3])
+note(KEYS[1], ARGV[5], ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
+)
 
 # Atomically: a task cancelled while queued must never look started. Each start (a retry,
 # a redelivery) is an attempt: started_at and worker are the current attempt's.
-# KEYS: the entry. ARGV: started_at, expires, worker, started (epoch seconds).
-STARTED = """
+# KEYS: the entry. ARGV: started_at, expires, worker, started (epoch seconds), the
+# note, the timeline's length.
+STARTED = (
+    NOTE_FUNCTION
+    + """
 if redis.call('HEXISTS', KEYS[1], 'kind') == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 1 end
 redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[3], 'started', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+note(KEYS[1], ARGV[5], ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 0
 """
+)
 
 # A task's end, filed once: the first final state wins (a later one is refused), and the
 # task moves from its owner's active set to its final state's indexes, counted. REVOKED
@@ -133,9 +180,12 @@ return 0
 # index of this state, everyone's active tasks, the counters. ARGV: state, finished_at,
 # expires, now (epoch), last progress (JSON or ""), the owner's state index, the owner's
 # active set, the queue's waiting set, the runtime histogram (templates), the counter
-# field (template), the histogram's bounds (comma-separated).
+# field (template), SLOT, the histogram's bounds (comma-separated), the "finished"
+# note, the timeline's length.
 # Returns the state filed before, "" when this call filed it, or "?" for an unknown task.
-FINISHED = """
+FINISHED = (
+    NOTE_FUNCTION
+    + """
 local function fill(template, value)
   local at = string.find(template, ARGV[11], 1, true)
   return string.sub(template, 1, at - 1) .. value .. string.sub(template, at + #ARGV[11])
@@ -148,6 +198,7 @@ local state, expires, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'final', state, 'finished_at', ARGV[2])
 if state == 'REVOKED' then redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end
+note(KEYS[1], ARGV[13], ARGV[14])
 local submitted = redis.call('ZSCORE', KEYS[2], id) or now
 for _, index in ipairs({fill(ARGV[6], owner), KEYS[3]}) do
   redis.call('ZADD', index, submitted, id)
@@ -172,6 +223,7 @@ if started then
 end
 return ''
 """
+)
 
 #: Where a key template (keys.py's own function, given SLOT) takes the owner, queue or kind.
 SLOT = "\x00"
@@ -180,6 +232,28 @@ SLOT = "\x00"
 def utc_now() -> str:
     """The current time, ISO 8601 in UTC."""
     return datetime.now(UTC).isoformat()
+
+
+def timeline_note(
+    event: TimelineEvent,
+    detail: str | None = None,
+    worker: str | None = None,
+    attempt: int | None = None,
+) -> str:
+    """A transition for a task's timeline, as JSON (the scripts fill in the attempt and
+    worker where it names none)."""
+    note: dict[str, Any] = {"at": utc_now(), "event": event.value}
+    if attempt is not None:
+        note["attempt"] = attempt
+    if detail:
+        note["detail"] = detail[:MAX_NOTE_DETAIL]
+    if worker:
+        note["worker"] = worker
+    return json.dumps(note)
+
+
+#: The longest detail (an error's message) a timeline entry keeps, in characters.
+MAX_NOTE_DETAIL = 500
 
 
 #: The largest position a page may reach in an index: a sorted set holds fewer than 2^32
@@ -204,6 +278,7 @@ class Ledger:
         self._received = client.register_script(RECEIVED)
         self._started = client.register_script(STARTED)
         self._finished = client.register_script(FINISHED)
+        self._note = client.register_script(NOTE)
         self._results_share_database: bool | None = None
 
     @property
@@ -235,11 +310,12 @@ class Ledger:
         ]  # fmt: skip
         if entry.get("workflow"):
             keys.append(workflow_steps_key(entry["workflow"]))
+        note = timeline_note(TimelineEvent.QUEUED, f"on queue {entry.get('queue') or '?'}")
         recorded = self._queued(
             keys=keys,
             args=[self.expires, submitted, task_id,
                   job_metrics.counter_field("queued", entry["kind"]),
-                  "1" if announce_here else "0", *fields],
+                  "1" if announce_here else "0", note, TIMELINE_LENGTH, *fields],
         )  # fmt: skip
         if recorded and not announce_here:
             pipe = self.results.client.pipeline(transaction=False)
@@ -255,48 +331,68 @@ class Ledger:
         job_metrics.count_retried(pipe, kind)
         pipe.execute()
 
-    def record_received(self, task_id: str, worker: str, queue: str) -> bool:
-        """Note that ``worker`` took the task's message from ``queue``; False if the task
-        has no entry."""
-        return bool(
-            self._received(
-                keys=[task_key(task_id), waiting_key(queue)],
-                args=[self.expires, worker, utc_now(), task_id],
-            )
-        )
+    def record_received(self, task_id: str, worker: str, queue: str, attempt: int) -> bool:
+        """Note that ``worker`` took the task's message from ``queue`` for ``attempt``;
+        False if the task has no entry."""
+        note = timeline_note(TimelineEvent.RECEIVED, worker=worker, attempt=attempt)
+        args = [self.expires, worker, utc_now(), task_id, note, TIMELINE_LENGTH]
+        return bool(self._received(keys=[task_key(task_id), waiting_key(queue)], args=args))
 
-    def record_started(self, task_id: str, worker: str) -> bool:
-        """Record that ``worker`` started an attempt; True (and no start) if the task was
+    def record_started(self, task_id: str, worker: str, attempt: int) -> bool:
+        """Record that ``worker`` started ``attempt``; True (and no start) if the task was
         cancelled."""
-        args = [utc_now(), self.expires, worker, time.time()]
+        note = timeline_note(TimelineEvent.STARTED, worker=worker, attempt=attempt)
+        args = [utc_now(), self.expires, worker, time.time(), note, TIMELINE_LENGTH]
         return bool(self._started(keys=[task_key(task_id)], args=args))
 
     def record_finished(
-        self, task_id: str, state: str, progress: dict[str, Any] | None = None
+        self,
+        task_id: str,
+        state: str,
+        progress: dict[str, Any] | None = None,
+        detail: str | None = None,
+        attempt: int | None = None,
     ) -> str | None:
-        """File the task's end in ``state`` (with its last progress). Returns the final
-        state filed before (the one that stands), or None when this call filed it or the
-        ledger does not know the task."""
+        """File the task's end in ``state`` (with its last progress, and ``detail`` for
+        its timeline: an error). Returns the final state filed before (the one that
+        stands), or None when this call filed it or the ledger does not know the task."""
+        detail = f"{state}: {detail}" if detail else state
+        note = timeline_note(TimelineEvent.FINISHED, detail, attempt=attempt)
         args = [
             state, utc_now(), self.expires, time.time(),
             json.dumps(progress) if progress else "",
             state_key(SLOT, state), owner_active_key(SLOT), waiting_key(SLOT),
             runtime_key(SLOT), job_metrics.counter_field(job_metrics.FINAL_EVENTS[state], SLOT),
             SLOT, ",".join(str(bound) for bound in job_metrics.RUNTIME_BUCKETS),
+            note, TIMELINE_LENGTH,
         ]  # fmt: skip
         keys = [task_key(task_id), ALL_TASKS, state_key(None, state), ALL_ACTIVE, JOB_COUNTERS]
         before = self._finished(keys=keys, args=args)
         return before if before and before != "?" else None
 
-    def request_cancel(self, task_id: str, owner: str) -> None:
+    def request_cancel(self, task_id: str, owner: str, by: str) -> None:
         """Ask the task to stop at its next step (or never start); it no longer counts
-        against its owner's jobs at once."""
+        against its owner's jobs at once. ``by`` says who asked, for its timeline."""
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(task_key(task_id), "cancel_requested", utc_now())
-        pipe.expire(task_key(task_id), self.expires)  # a canvas step not yet recorded
+        note = timeline_note(TimelineEvent.CANCEL_REQUESTED, f"by {by}")
+        # The expiry too: a canvas step not yet recorded.
+        args = [note, TIMELINE_LENGTH, self.expires]
+        self._note(keys=[task_key(task_id)], args=args, client=pipe)
         pipe.srem(owner_active_key(owner), task_id)
         pipe.zrem(ALL_ACTIVE, task_id)
         pipe.execute()
+
+    def record_note(
+        self,
+        task_id: str,
+        event: TimelineEvent,
+        detail: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        """Add a transition that changes nothing else (progress, a retry) to the timeline."""
+        note = timeline_note(event, detail, attempt=attempt)
+        self._note(keys=[task_key(task_id)], args=[note, TIMELINE_LENGTH, self.expires])
 
     def final_state(self, task_id: str) -> str | None:
         """The final state filed for a task, if any."""

@@ -44,7 +44,7 @@ class JobRun:
 
     def start(self) -> None:
         """Record the start; a task cancelled while queued stops here."""
-        if lifecycle.started(self.ledger, self.task_id, self.task.request.hostname or ""):
+        if lifecycle.started(self.ledger, self.task):
             raise JobCancelled
 
     def report(
@@ -63,7 +63,7 @@ class JobRun:
             progress["message"] = message
         if eta_seconds is not None:
             progress["eta_seconds"] = round(eta_seconds, 1)
-        lifecycle.progressed(self.task, progress)
+        lifecycle.progressed(self.ledger, self.task, progress)
 
     def tick(self, current: int, total: int, unit: str) -> None:
         """Report progress through many small steps (frames), at most once each
