@@ -13,7 +13,7 @@ export WORKER_NAME ?= celery@%h
 export WORKER_PREFETCH ?= 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: up run serve worker flower redis test lint clean bench bench-quick
+.PHONY: up run serve worker beat flower redis test lint clean bench bench-quick
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[test,dev,flower]'
 	touch $(STAMP)
 
-up: $(STAMP)  ## Redis (unless one answers at REDIS_URL), the web server and a worker
+up: $(STAMP)  ## Redis (unless one answers at REDIS_URL), the web server, a worker and beat
 	mkdir -p var
 	honcho start --port $(PORT)
 
@@ -37,6 +37,9 @@ worker: $(STAMP)  ## a worker: WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_POOL, W
 		--queues=$(WORKER_QUEUES) --concurrency=$(WORKER_CONCURRENCY) \
 		--pool=$(WORKER_POOL) --hostname=$(WORKER_NAME) \
 		--prefetch-multiplier=$(WORKER_PREFETCH)
+
+beat: $(STAMP)  ## celery beat with redbeat's scheduler: schedules and held one-off jobs (one runs; more wait on its lock)
+	celery -A celery_worker beat --loglevel=info
 
 # In development Flower's HTTP API (/api/*) answers without a login, as its pages do;
 # elsewhere Flower needs FLOWER_BASIC_AUTH, which covers its pages and its API.

@@ -86,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.events import blp as events_blueprint
     from .api.jobs import blp as jobs_blueprint
     from .api.run_task import blp as run_task_blueprint
+    from .api.schedules import blp as schedules_blueprint
     from .api.system import blp as system_blueprint
     from .api.tasks import blp as tasks_blueprint
     from .api.workflows import blp as workflows_blueprint
@@ -99,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(tasks_blueprint)
     api.register_blueprint(uploads_blueprint)
     api.register_blueprint(workflows_blueprint)
+    api.register_blueprint(schedules_blueprint)
     api.register_blueprint(events_blueprint)
     api.register_blueprint(run_task_blueprint)
     api.register_blueprint(system_blueprint)

@@ -9,7 +9,8 @@ from celery import Celery, Task
 from flask import Flask
 from kombu import Exchange, Queue
 
-from .store.redis_connections import SENTINEL_SCHEME, is_sentinel
+from .store.keys import BEAT_PREFIX
+from .store.redis_connections import SENTINEL_SCHEME, is_sentinel, redbeat_settings
 from .store.results import SubmitOnlyRedisBackend
 from .worker.artifact_sweep import ArtifactSweep
 from .worker.leases import LeaseRenewal
@@ -91,6 +92,20 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
     # Celery would take for unrecoverable and exit on: the consumer restarts instead and
     # waits for room (docs/scaling.md, "A full Redis").
     settings.setdefault("broker_channel_error_retry", True)
+    # Beat runs celery-redbeat's scheduler, its entries and lock in the ledger's Redis
+    # (my_app.schedules); it waits out a Redis outage as a worker does.
+    settings.setdefault("beat_scheduler", "my_app.schedules:ScheduleRunner")
+    settings.setdefault("beat_max_loop_interval", config["BEAT_MAX_LOOP_SECONDS"])
+    settings.setdefault("redbeat_key_prefix", BEAT_PREFIX)
+    redbeat_options = {
+        "retry_period": config["REDIS_OUTAGE_GRACE_SECONDS"],
+        "socket_connect_timeout": config["REDIS_CONNECT_TIMEOUT"],
+        "socket_timeout": config["REDIS_SOCKET_TIMEOUT"],
+    }
+    redbeat = redbeat_settings(config["REDIS_URL"], config["REDIS_SENTINEL_SERVICE"],
+                               redbeat_options)  # fmt: skip
+    for name, value in redbeat.items():
+        settings.setdefault(name, value)
     return settings
 
 

@@ -7,7 +7,14 @@ transition             observed by                      written, in one round tr
 queued, by any         ``after_task_publish`` signal    entry; owner, all, active and waiting
 producer                                                indexes (and its workflow's, for a
                                                         canvas step: Celery's ``root_id``);
-                                                        counter; announcement (EVALSHA)
+                                                        counter; announcement (EVALSHA); a
+                                                        schedule's run, under its schedule
+held (a one-off job)   the API's submission with        its redbeat entry, due then; then the
+                       ``run_at`` or ``countdown``      entry, held, in the owner's and all
+                       (``held``)                       indexes only (EVALSHA)
+released               ``after_task_publish`` of beat's out of hold, into the active and
+                       publish at its time              waiting sets (in "queued"); its redbeat
+                                                        entry deleted (pipeline)
 retry scheduled        ``after_task_publish``, a        ``retry_at``; retried counter (pipeline)
                        message with ``retries`` > 0
 received               ``task_received`` signal, in     worker, received_at; out of the waiting
@@ -21,7 +28,9 @@ artifact saved         ``JobRun.save_artifact``, in     the file, whole, in the 
                        the body                         then its name and its folder's deletion
                                                         deadline (MULTI)
 cancel requested       the API's DELETE; Celery's own   cancel flag; out of the active sets
-                       revoke (its stored REVOKED)      (MULTI, or inside "finished")
+                       revoke (its stored REVOKED)      (MULTI, or inside "finished"); a held
+                                                        job's redbeat entry deleted, and the
+                                                        job filed REVOKED at once
 finished: SUCCESS,     the result backend's             final state, filed once; final indexes,
 FAILURE, REVOKED       ``store_result``                 counters, run time, last progress
                                                         (EVALSHA); then Celery's result
@@ -64,6 +73,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import time
 from datetime import datetime
 from typing import IO, Any
 
@@ -74,6 +84,7 @@ from celery.signals import after_task_publish, before_task_publish, task_receive
 from flask import Flask, g, has_request_context
 from redis.exceptions import OutOfMemoryError
 
+from . import schedules
 from .records import (
     PROGRESS_MILESTONES,
     STORED_FINAL_STATES,
@@ -84,6 +95,7 @@ from .records import (
     encode_inputs,
     may_follow,
 )
+from .schedules import SCHEDULE_HEADER
 from .store import artifacts
 from .store.artifacts import ArtifactStore
 from .store.ledger import Ledger, ledger_of, utc_now
@@ -115,6 +127,7 @@ def new_entry(
     queue: str,
     retry_of: str | None = None,
     workflow: str | None = None,
+    schedule: str | None = None,
 ) -> dict[str, str]:
     """The ledger entry of a task, whoever queues it. Its kind is the task's ``kind``
     option, else its Celery name (a task this app does not know, or one without a kind);
@@ -137,6 +150,8 @@ def new_entry(
         entry["retry_of"] = retry_of
     if workflow:
         entry["workflow"] = workflow
+    if schedule:
+        entry["schedule"] = schedule
     return entry
 
 
@@ -214,14 +229,19 @@ def queued(
     embed = body[2] if isinstance(body, (list, tuple)) and len(body) > 2 else None
     steps = later_steps(embed, task_id, headers.get("group"))
     workflow = workflow_of(task_id, headers.get("root_id"), bool(steps))
+    schedule = headers.get(SCHEDULE_HEADER)
     entry = new_entry(
         celery_app, sender, task_id, args, kwargs,
         owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
         queue=queue_of(celery_app, sender, routing_key),
         retry_of=headers.get(RETRY_OF_HEADER), workflow=workflow,
+        schedule=schedule if isinstance(schedule, str) else None,
     )  # fmt: skip
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
-    ledger.record_queued(entry, submitted)
+    if ledger.record_queued(entry, submitted) == RELEASED:
+        schedules.release_one_off(celery_app, task_id)  # beat queued it: done with it
+    if isinstance(schedule, str):
+        schedules.schedule_ran(celery_app, schedule, task_id, submitted)
     flask_app.logger.info("Queued task %s (%s)", task_id, sender, extra={"task_id": task_id})
     for position, (step, waits_for) in enumerate(steps, start=1):
         step_entry = new_entry(
@@ -273,6 +293,34 @@ def queue_of(celery_app: Celery, task_name: str, routing_key: str) -> str:
     if routing_key in celery_app.amqp.queues:
         return routing_key
     return celery_app.amqp.router.route({}, task_name)["queue"].name
+
+
+#: What ``Ledger.record_queued`` answers when a held one-off was queued.
+RELEASED = 2
+
+
+def held(
+    flask_app: Flask, entry: dict[str, str], run_at: datetime, *, args: Any, kwargs: Any
+) -> None:
+    """Hold a one-off job until ``run_at``: beat's entry first (whatever happens next, the
+    job runs and is recorded when it is queued), then the ledger's, due at ``run_at`` and
+    kept that much longer; the entry is taken back if the ledger cannot be written."""
+    celery_app = flask_app.extensions["celery"]
+    headers = {OWNER_HEADER: entry["owner"]}
+    if entry.get("retry_of"):
+        headers[RETRY_OF_HEADER] = entry["retry_of"]
+    schedules.hold_one_off(celery_app, entry["task"], entry["id"], run_at,
+                           args=list(args or ()), kwargs=kwargs, headers=headers)  # fmt: skip
+    held_for = max(0.0, run_at.timestamp() - time.time())
+    try:
+        ledger_of(flask_app).record_queued(
+            {**entry, "held_until": run_at.isoformat(), "run_at": run_at.isoformat()},
+            run_at.timestamp(),
+            held_for,
+        )
+    except BaseException:
+        schedules.release_one_off(celery_app, entry["id"])
+        raise
 
 
 # Received.
@@ -406,8 +454,12 @@ def cancel(flask_app: Flask, task_id: str, owner: str) -> None:
     step; then Celery's own revoke, so a worker already holding it drops it unstarted."""
     caller = g.get("caller") if has_request_context() else None
     by = caller.owner if caller is not None else "the service"
+    celery_app = flask_app.extensions["celery"]
     ledger_of(flask_app).request_cancel(task_id, owner, by)
-    flask_app.extensions["celery"].control.revoke(task_id)
+    if schedules.release_one_off(celery_app, task_id):  # held: it will never be queued
+        celery_app.backend.mark_as_revoked(task_id, "cancelled before its time")
+        return
+    celery_app.control.revoke(task_id)
 
 
 # Purged.

@@ -113,6 +113,11 @@ class TaskRecord:
     waiting_for: str | None = None
     #: The workflow (a canvas: Celery's ``root_id``) the task is a step of.
     workflow: str | None = None
+    #: The schedule that queued it (my_app.schedules).
+    schedule: str | None = None
+    #: When a one-off job was asked to run; ``held`` while beat has not queued it yet.
+    run_at: str | None = None
+    held: bool = False
     worker: str | None = None
     received_at: str | None = None
     attempts: int = 0
@@ -140,6 +145,7 @@ class TaskRecord:
             and not self.received_at
             and bool(self.queue)
             and not self.waiting_for
+            and not self.held
         )
 
     def as_lost(self) -> TaskRecord:
@@ -160,7 +166,7 @@ class TaskRecord:
         """The public fields, as the API's schemas dump them (``warning`` only when
         there is one)."""
         shown = {name: getattr(self, name) for name in PUBLIC_FIELDS}
-        for optional in ("warning", "waiting_for", "workflow"):
+        for optional in ("warning", "waiting_for", "workflow", "schedule", "run_at"):
             if shown[optional] is None:
                 del shown[optional]
         return shown
@@ -168,7 +174,8 @@ class TaskRecord:
 
 PUBLIC_FIELDS = (
     "id", "kind", "owner", "queue", "state", "progress", "result", "error", "inputs",
-    "artifacts", "retry_of", "waiting_for", "workflow", "worker", "submitted_at",
+    "artifacts", "retry_of", "waiting_for", "workflow", "schedule", "run_at", "worker",
+    "submitted_at",
     "received_at", "attempts", "started_at", "finished_at", "retry_at", "warning",
     "timeline",
 )  # fmt: skip
@@ -219,6 +226,9 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
         retry_of=raw.get("retry_of") or None,
         waiting_for=(raw.get("waiting_for") or None) if state == TaskState.QUEUED else None,
         workflow=raw.get("workflow") or None,
+        schedule=raw.get("schedule") or None,
+        run_at=raw.get("run_at") or None,
+        held=bool(raw.get("held_until")) and state == TaskState.QUEUED,
         worker=raw.get("worker") or None,
         received_at=raw.get("received_at") or None,
         attempts=_int(raw.get("attempts")),

@@ -287,6 +287,14 @@ SETTINGS: tuple[Setting, ...] = (
     _("SLOW_JOB_STEP_SECONDS", float, 1.0,
       "how long one step (\"second\") of the slow job takes", unit="seconds",
       minimum=0, exclusive_minimum=True),
+    # Schedules.
+    _("BEAT_MAX_LOOP_SECONDS", float, 5.0,
+      "the longest beat sleeps between looks at its schedule: a schedule created or "
+      "resumed runs at most this late; a second beat takes over five times this after "
+      "the first stops", unit="seconds", minimum=0.5, maximum=300),
+    _("MAX_RUN_AT_SECONDS", int, 30 * 24 * 3600,
+      "how far ahead a one-off job (run_at, countdown) may be held (422 beyond)",
+      unit="seconds", minimum=1),
     # Event streams.
     _("EVENTS_HEARTBEAT_SECONDS", float, 15.0,
       "how often an idle event stream sends a keep-alive comment", unit="seconds",

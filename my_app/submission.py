@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from celery import uuid
@@ -68,6 +69,7 @@ def submit_job(
     idempotency_key: str | None = None,
     retry_of: str | None = None,
     max_input_bytes: int | None = None,
+    run_at: datetime | None = None,
 ) -> Submission:
     """Queue the task ``task_name`` with ``inputs`` (its keyword arguments) for ``owner``.
 
@@ -75,7 +77,8 @@ def submit_job(
     task instead; a key that is claimed but whose publish fails is released. Inputs that
     the ledger would store in more than ``max_input_bytes`` raise ``InputsTooLarge``
     before anything is written; a Redis nearly full (``STORAGE_HEADROOM_PERCENT``)
-    raises ``StorageFull``.
+    raises ``StorageFull``. With ``run_at``, the job is held until then (a one-off job,
+    queued by beat: my_app.schedules) rather than queued now.
     """
     celery_app = current_app.extensions["celery"]
     task = celery_app.tasks[task_name]
@@ -103,6 +106,10 @@ def submit_job(
     if retry_of:
         headers[lifecycle.RETRY_OF_HEADER] = retry_of
     try:
+        if run_at is not None:
+            lifecycle.held(current_app, entry, run_at, args=args or (), kwargs=inputs)
+            held = {**entry, "run_at": run_at.isoformat(), "held_until": run_at.isoformat()}
+            return Submission(decode_record(held, None))
         task.apply_async(
             args=args or (),
             kwargs=inputs,

@@ -487,6 +487,27 @@ def worker_process(
             worker.wait()
 
 
+@contextmanager
+def beat_process(
+    redis_url: str, *, env: dict[str, str] | None = None, output: Any = None
+) -> Iterator[subprocess.Popen]:
+    """``celery -A celery_worker beat`` (redbeat's scheduler) on ``redis_url``, looking at
+    its schedule every second, stopped on exit."""
+    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing",
+           "FLASK_BEAT_MAX_LOOP_SECONDS": "1", **(env or {})}  # fmt: skip
+    command = [sys.executable, "-m", "celery", "-A", "celery_worker", "beat", "--loglevel=INFO"]
+    beat = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+    try:
+        yield beat
+    finally:
+        beat.terminate()
+        try:
+            beat.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            beat.kill()
+            beat.wait()
+
+
 class RecordingSmtpHandler:
     """An aiosmtpd handler that keeps what it receives, or refuses it as told."""
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Request, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema
+from marshmallow import RAISE, Schema
 from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
@@ -34,6 +34,7 @@ from .schemas import (
     TaskSchema,
     ThumbnailJobSchema,
     VideoJobSchema,
+    WhenQuerySchema,
 )
 from .tasks import accept
 
@@ -93,6 +94,9 @@ class JobsBlueprint(Blueprint):
 blp = JobsBlueprint("jobs", __name__, url_prefix="/api/tasks", description="Submit jobs.")
 
 
+# Each submission takes ``WhenQuerySchema`` with ``unknown=RAISE``: a misspelt
+# ?run_at is a 422, not a job queued now.
+
 #: The submissions whose body is multipart/form-data (a file and fields), not JSON.
 MULTIPART_ENDPOINTS = {"jobs.ThumbnailJobs", "jobs.VideoJobs"}
 
@@ -140,12 +144,13 @@ class SlowJobs(MethodView):
 
     @blp.arguments(SlowJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+    def post(self, job: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
         """Queue the seed job: count seconds with progress, then greet a name"""
         check_job_seconds(job["seconds"])
-        return accept(slow_task.name, job, headers)
+        return accept(slow_task.name, job, headers, when=when)
 
 
 @blp.route("/email")
@@ -154,11 +159,14 @@ class EmailJobs(MethodView):
 
     @blp.arguments(EmailJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+    def post(self, job: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
         """Queue an email; transient SMTP failures are retried with backoff"""
-        return accept(email_task.name, earlier_tasks_checked(job, "attachment_tasks"), headers)
+        return accept(
+            email_task.name, earlier_tasks_checked(job, "attachment_tasks"), headers, when=when
+        )
 
 
 @blp.route("/report")
@@ -167,11 +175,14 @@ class ReportJobs(MethodView):
 
     @blp.arguments(ReportJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, job: dict[str, Any], headers: dict[str, Any]) -> Any:
+    def post(self, job: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
         """Queue a PDF report; the PDF becomes the artifact report.pdf"""
-        return accept(report_task.name, earlier_tasks_checked(job, "image_tasks"), headers)
+        return accept(
+            report_task.name, earlier_tasks_checked(job, "image_tasks"), headers, when=when
+        )
 
 
 @blp.route("/thumbnail")
@@ -180,15 +191,16 @@ class ThumbnailJobs(MethodView):
 
     @blp.arguments(ThumbnailJobSchema(), location="multipart")
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @blp.doc(requestBody={"content": {"multipart/form-data": {"encoding": SIZES_ENCODING}}})
     @submission_doc
-    def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
+    def post(self, form: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
         """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
         upload_id = stored_image(form["file"])
         sizes = sorted(set(form["sizes"]))
         inputs = {"upload_id": upload_id, "sizes": sizes, "format": form["format"]}
-        return accept(thumbnail_task.name, inputs, headers)
+        return accept(thumbnail_task.name, inputs, headers, when=when)
 
 
 @blp.route("/video")
@@ -197,9 +209,10 @@ class VideoJobs(MethodView):
 
     @blp.arguments(VideoJobSchema(), location="multipart")
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
+    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, form: dict[str, Any], headers: dict[str, Any]) -> Any:
+    def post(self, form: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
         """Queue a video's poster, contact sheet and web preview (H.264 MP4 or VP9 WebM),
         with its metadata; the upload streams to the artifact store"""
         upload: FileStorage = form["file"]
@@ -211,7 +224,7 @@ class VideoJobs(MethodView):
             "contact_frames": form["contact_frames"],
             "filename": (upload.filename or "video")[:200],
         }
-        return accept(video_task.name, inputs, headers)
+        return accept(video_task.name, inputs, headers, when=when)
 
 
 def earlier_tasks_checked(job: dict[str, Any], field: str) -> dict[str, Any]:

@@ -88,6 +88,7 @@ class TaskLinksSchema(Schema):
     retry_of = fields.String(allow_none=True)
     waiting_for = fields.String()
     workflow = fields.String()
+    schedule = fields.String()
     purge = fields.String()
     artifacts = fields.Dict(keys=fields.String(), values=fields.String())
 
@@ -156,6 +157,10 @@ class TaskSchema(Schema):
         dump_only=True,
         metadata={"description": "The workflow (a Celery canvas) this task is a step of"},
     )
+    schedule = fields.String(
+        dump_only=True, metadata={"description": "The schedule that queued this run"}
+    )
+    run_at = timestamp("When a one-off job was asked to run (it is QUEUED, held, until then)")
     timeline = fields.List(
         fields.Nested(TimelineEntrySchema),
         dump_only=True,
@@ -178,6 +183,30 @@ class TaskQueryArgsSchema(Schema):
 
     state = fields.String(validate=A_TASK_STATE)
     kind = fields.String(validate=validate.Length(1, 50))
+    schedule = fields.String(
+        validate=validate.Length(1, 64), metadata={"description": "Runs of this schedule"}
+    )
+
+
+class WhenQuerySchema(Schema):
+    """When a submission runs: now (neither), at a time, or after a delay."""
+
+    run_at = fields.AwareDateTime(
+        metadata={
+            "description": "Hold the job until this time (ISO 8601 with a UTC offset); "
+            "beat queues it then, and it survives restarts"
+        }
+    )
+    countdown = fields.Float(
+        validate=validate.Range(min=0, max=10**9),
+        metadata={"description": "Hold the job this many seconds", "format": "double"},
+    )
+
+    @validates_schema
+    def one_of_them(self, data: dict[str, Any], **_: Any) -> None:
+        """At most one of run_at and countdown."""
+        if "run_at" in data and "countdown" in data:
+            raise ValidationError("Give run_at or countdown, not both.", "countdown")
 
 
 class RunTaskAcceptedSchema(Schema):
@@ -503,3 +532,79 @@ class WorkflowSchema(Schema):
     stages = fields.List(fields.List(fields.String()), required=True)
     steps = fields.List(fields.Nested(WorkflowStepSchema), required=True)
     links = fields.Nested(WorkflowLinksSchema, required=True)
+
+
+#: The kinds a schedule may run: those without an upload (an upload expires).
+SCHEDULE_KINDS = ("slow", "email", "report")
+
+
+class ScheduleRequestSchema(Schema):
+    """A periodic job: a kind with its inputs, run on a crontab in a time zone or at an
+    interval."""
+
+    name = fields.String(load_default="", validate=validate.Length(0, 100))
+    kind = fields.String(required=True, validate=validate.OneOf(SCHEDULE_KINDS))
+    inputs = fields.Dict(
+        keys=fields.String(), load_default=dict,
+        metadata={"description": "The kind's inputs, as its submission takes them"},
+    )  # fmt: skip
+    cron = fields.String(
+        validate=validate.Length(9, 200),
+        metadata={"description": "minute hour day-of-month month day-of-week, e.g. 0 3 * * *"},
+    )
+    timezone = fields.String(
+        validate=validate.Length(1, 64),
+        metadata={"description": "An IANA zone the crontab is read in (default UTC)"},
+    )
+    every_seconds = fields.Float(
+        validate=validate.Range(min=1, max=366 * 24 * 3600),
+        metadata={"description": "Run at this interval instead of a crontab"},
+    )
+    paused = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def one_timing(self, data: dict[str, Any], partial: bool = False, **_: Any) -> None:
+        """A crontab or an interval, not both (a change may give neither)."""
+        given = [name for name in ("cron", "every_seconds") if data.get(name) is not None]
+        if len(given) > 1:
+            raise ValidationError("Give cron or every_seconds, not both.", "every_seconds")
+        if not given and not partial:
+            raise ValidationError("Give cron (with timezone) or every_seconds.", "cron")
+        if "timezone" in data and "every_seconds" in data:
+            raise ValidationError("A time zone applies to a crontab only.", "timezone")
+
+
+class ScheduleChangeSchema(ScheduleRequestSchema):
+    """A change to a schedule: any of its fields (loaded with ``partial=True``)."""
+
+
+class ScheduleLinksSchema(Schema):
+    """Where to go from a schedule."""
+
+    self = fields.String(required=True)
+    runs = fields.String(required=True, metadata={"description": "Its runs, in the task list"})
+    pause = fields.String(required=True)
+    resume = fields.String(required=True)
+    last_run = fields.String(metadata={"description": "Its latest run's task"})
+
+
+class ScheduleSchema(Schema):
+    """A schedule, with its last and next runs."""
+
+    id = fields.String(dump_only=True, required=True)
+    name = fields.String(dump_only=True)
+    owner = fields.String(dump_only=True)
+    kind = fields.String(dump_only=True, required=True)
+    inputs = fields.Dict(dump_only=True)
+    cron = fields.String(dump_only=True, allow_none=True)
+    timezone = fields.String(dump_only=True, allow_none=True)
+    every_seconds = fields.Float(dump_only=True, allow_none=True)
+    paused = fields.Boolean(dump_only=True, required=True)
+    created_at = timestamp(allow_none=True)
+    last_run_at = timestamp("When its latest run was queued", allow_none=True)
+    next_run_at = timestamp("When beat queues its next run (none while paused)", allow_none=True)
+    total_runs = fields.Integer(dump_only=True)
+    recent_runs = fields.List(
+        fields.String(), dump_only=True, metadata={"description": "Its latest runs' task ids"}
+    )
+    links = fields.Nested(ScheduleLinksSchema, dump_only=True, required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -69,6 +70,8 @@ def with_links(task: TaskRecord) -> dict[str, Any]:
         links["waiting_for"] = f"{tasks_url}/{task.waiting_for}"
     if task.workflow:
         links["workflow"] = f"{request.script_root}/api/workflows/{task.workflow}"
+    if task.schedule:
+        links["schedule"] = f"{request.script_root}/api/schedules/{task.schedule}"
     if task.finished:
         links["purge"] = f"{task_url}/purge"
     if task.artifacts:
@@ -83,10 +86,13 @@ def accept(
     *,
     args: list[Any] | None = None,
     retry_of: str | None = None,
+    when: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Submit a job within the caller's quotas and answer 202 with its task (200 when an
-    Idempotency-Key replays it)."""
+    Idempotency-Key replays it); ``when`` may hold it until a time (``run_at``) or for a
+    while (``countdown``)."""
     check_active_jobs()
+    run_at = held_until(when or {}, "upload_id" in inputs)
     submission = submit_job(
         task_name,
         inputs,
@@ -95,10 +101,33 @@ def accept(
         idempotency_key=headers.get("idempotency_key"),
         retry_of=retry_of,
         max_input_bytes=input_bytes_limit(),
+        run_at=run_at,
     )
     task = with_links(submission.task)
     status = 202 if submission.created else 200
     return task, status, {"Location": task["links"]["self"]}
+
+
+def held_until(when: dict[str, Any], reads_upload: bool) -> datetime | None:
+    """When a submission asked to run (None: now), within MAX_RUN_AT_SECONDS, and within
+    an upload's life (RESULT_EXPIRES) for a job that reads one; else 422."""
+    now = datetime.now(UTC)
+    if "countdown" in when:
+        run_at = now + timedelta(seconds=when["countdown"])
+    elif "run_at" in when:
+        run_at = when["run_at"].astimezone(UTC)
+    else:
+        return None
+    ahead = (run_at - now).total_seconds()
+    limit = current_app.config["MAX_RUN_AT_SECONDS"]
+    if reads_upload:
+        limit = min(limit, current_app.config["RESULT_EXPIRES"])
+    if ahead > limit:
+        message = f"A job may be held at most {limit} seconds ahead"
+        if reads_upload:
+            message += " (its upload is kept RESULT_EXPIRES)"
+        abort(422, message=f"{message}.", errors={"query": {"run_at": [f"{message}."]}})
+    return run_at if ahead > 0 else None
 
 
 @blp.route("")

@@ -100,3 +100,22 @@ def waiting_key(queue: str) -> str:
     """The sorted set of tasks waiting in ``queue`` that no worker has taken yet, scored
     by submission time: its first member is the oldest waiting job."""
     return f"{PREFIX}queue:{queue}:waiting"
+
+
+#: The set of every schedule's id (an admin's list).
+ALL_SCHEDULES = f"{PREFIX}schedules"
+
+
+def owner_schedules_key(owner: str) -> str:
+    """The set of an owner's schedule ids."""
+    return f"{PREFIX}owner:{owner}:schedules"
+
+
+def schedule_runs_key(schedule_id: str) -> str:
+    """The sorted set of a schedule's latest runs (task ids), scored by when each was
+    queued."""
+    return f"{PREFIX}schedule:{schedule_id}:runs"
+
+
+#: Where celery-redbeat keeps its entries, its schedule and its lock.
+BEAT_PREFIX = f"{PREFIX}beat:"

@@ -83,7 +83,9 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 # itself (which cannot tell a chain's first task from a task of its own, so the
 # producer still files it under its workflow); or it was recorded as a waiting canvas
 # step, and its own publish now only clears "waiting_for" and files it as waiting in its
-# queue. KEYS: the entry, the
+# queue. A held one-off (a "held_until" field) is filed under its owner and all tasks
+# only, scored by when it is due, and kept that much longer; when beat queues it, it
+# joins the active and waiting sets (and the script returns 2). KEYS: the entry, the
 # owner's index, all tasks, all active, the owner's active set, the queue's waiting set,
 # the counters, the owner's and everyone's channel, and (for a step of a canvas: a
 # "workflow" field) its workflow's steps. ARGV: expires, submitted (epoch),
@@ -93,8 +95,10 @@ QUEUED = (
     NOTE_FUNCTION
     + """
 local pending, workflow = false, nil
+local held = false
 for i = 8, #ARGV, 2 do
   if ARGV[i] == 'waiting_for' then pending = true end
+  if ARGV[i] == 'held_until' then pending, held = true, true end
   if ARGV[i] == 'workflow' then workflow = ARGV[i + 1] end
 end
 if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then
@@ -103,11 +107,19 @@ if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then
     redis.call('ZADD', KEYS[10], 'NX', tonumber(ARGV[2]), ARGV[3])
     redis.call('EXPIRE', KEYS[10], tonumber(ARGV[1]))
   end
-  if not pending and redis.call('HDEL', KEYS[1], 'waiting_for') == 1 then
+  local was_held = redis.call('HEXISTS', KEYS[1], 'held_until') == 1
+  if not pending and redis.call('HDEL', KEYS[1], 'waiting_for', 'held_until') > 0 then
     note(KEYS[1], ARGV[6], ARGV[7])
     if redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
       redis.call('ZADD', KEYS[6], tonumber(ARGV[2]), ARGV[3])
       redis.call('EXPIRE', KEYS[6], tonumber(ARGV[1]))
+    end
+    if was_held then
+      redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+      redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[3])
+      redis.call('SADD', KEYS[5], ARGV[3])
+      redis.call('EXPIRE', KEYS[5], tonumber(ARGV[1]))
+      return 2
     end
   end
   return 0
@@ -116,13 +128,15 @@ local expires, submitted, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 note(KEYS[1], ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[1], expires)
-for i = 2, 4 do
+for i = 2, held and 3 or 4 do
   redis.call('ZADD', KEYS[i], submitted, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', submitted - expires)
   redis.call('EXPIRE', KEYS[i], expires)
 end
-redis.call('SADD', KEYS[5], id)
-redis.call('EXPIRE', KEYS[5], expires)
+if not held then
+  redis.call('SADD', KEYS[5], id)
+  redis.call('EXPIRE', KEYS[5], expires)
+end
 if not pending and redis.call('HEXISTS', KEYS[1], 'received_at') == 0 then
   redis.call('ZADD', KEYS[6], submitted, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', submitted - expires)
@@ -296,10 +310,12 @@ class Ledger:
 
     # Writes: called by my_app.lifecycle only.
 
-    def record_queued(self, entry: Mapping[str, str], submitted: float) -> bool:
+    def record_queued(self, entry: Mapping[str, str], submitted: float, held_for: float = 0) -> int:
         """Write a new entry; file it under its owner, among all tasks, the active ones
-        and its queue's waiting ones; count it and announce it: one EVALSHA. False (and
-        nothing written) when the entry exists already."""
+        and its queue's waiting ones; count it and announce it: one EVALSHA. Returns 1;
+        0 (and nothing written) when the entry exists already; 2 when the entry was a
+        held one-off, now queued. A held entry (``held_until``) is kept ``held_for``
+        seconds longer than others."""
         task_id, owner = entry["id"], entry["owner"]
         announce_here = self.results_share_database
         fields = [item for pair in entry.items() for item in pair]
@@ -310,10 +326,13 @@ class Ledger:
         ]  # fmt: skip
         if entry.get("workflow"):
             keys.append(workflow_steps_key(entry["workflow"]))
-        note = timeline_note(TimelineEvent.QUEUED, f"on queue {entry.get('queue') or '?'}")
+        detail = f"on queue {entry.get('queue') or '?'}"
+        if entry.get("held_until"):
+            detail = f"held until {entry['held_until']}, {detail}"
+        note = timeline_note(TimelineEvent.QUEUED, detail)
         recorded = self._queued(
             keys=keys,
-            args=[self.expires, submitted, task_id,
+            args=[self.expires + int(held_for), submitted, task_id,
                   job_metrics.counter_field("queued", entry["kind"]),
                   "1" if announce_here else "0", note, TIMELINE_LENGTH, *fields],
         )  # fmt: skip
@@ -322,7 +341,7 @@ class Ledger:
             pipe.publish(owner_channel(owner), task_id)
             pipe.publish(ALL_SUBMITTED_CHANNEL, task_id)
             pipe.execute()
-        return bool(recorded)
+        return int(recorded)
 
     def record_retry(self, task_id: str, kind: str, retry_at: str) -> None:
         """Note when a retrying task's next attempt is due, and count the retry."""

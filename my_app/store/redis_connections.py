@@ -90,3 +90,26 @@ def limiter_storage_uri(url: str, service: str) -> str:
     login = f":{quote(address.password, safe='')}@" if address.password else ""
     hosts = ",".join(f"{host}:{port}" for host, port in address.sentinels)
     return f"redis+sentinel://{login}{hosts}/{service}"
+
+
+def redbeat_settings(url: str, service: str, options: dict[str, Any]) -> dict[str, Any]:
+    """celery-redbeat's Redis settings for ``url``: the address as is, or behind
+    Sentinels its ``redis-sentinel://`` form with the Sentinels, the service and the
+    database in its options."""
+    if not is_sentinel(url):
+        return {"redbeat_redis_url": url, "redbeat_redis_options": options}
+    address = SentinelAddress.parse(url)
+    host, port = address.sentinels[0]
+    sentinel_options = {
+        **options,
+        "sentinels": list(address.sentinels),
+        "service_name": service,
+        "db": address.db,
+        "password": address.password,
+    }
+    if address.username:
+        sentinel_options["username"] = address.username
+    return {
+        "redbeat_redis_url": f"redis-sentinel://{host}:{port}/{address.db}",
+        "redbeat_redis_options": sentinel_options,
+    }
