@@ -26,7 +26,13 @@ def create_app(config: str | type[Config] | None = None, **settings: Any) -> Fla
     app.config.from_object(chosen)
     # The class's dicts are shared; FLASK_CELERY__* and other nested variables must not
     # change them in place.
-    for name in ("CELERY", "TASK_TIME_LIMITS", "ARTIFACT_STORE_OPTIONS"):
+    for name in (
+        "CELERY",
+        "TASK_TIME_LIMITS",
+        "ARTIFACT_STORE_OPTIONS",
+        "WEBHOOK_ALLOWED_HOSTS",
+        "WEBHOOK_DEFAULT_URLS",
+    ):
         app.config[name] = copy.deepcopy(getattr(chosen, name))
     app.config.update(plain_env_overrides())
     app.config.from_prefixed_env()
@@ -89,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.schedules import blp as schedules_blueprint
     from .api.system import blp as system_blueprint
     from .api.tasks import blp as tasks_blueprint
+    from .api.webhooks import blp as webhooks_blueprint
     from .api.workflows import blp as workflows_blueprint
     from .api.workflows import uploads as uploads_blueprint
     from .extensions import api
@@ -101,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(uploads_blueprint)
     api.register_blueprint(workflows_blueprint)
     api.register_blueprint(schedules_blueprint)
+    api.register_blueprint(webhooks_blueprint)
     api.register_blueprint(events_blueprint)
     api.register_blueprint(run_task_blueprint)
     api.register_blueprint(system_blueprint)

@@ -103,9 +103,10 @@ from .store.results import SubmitOnlyRedisBackend
 from .worker.outages import announce_wait
 
 #: The custom message headers a producer may set (``apply_async(headers=...)``): whose
-#: task it is, and which task it runs again.
+#: task it is, which task it runs again, and where to send its end (my_app.webhooks).
 OWNER_HEADER = "owner"
 RETRY_OF_HEADER = "retry_of"
+CALLBACK_HEADER = "callback_url"
 
 
 def flask_app_of(celery_app: Celery) -> Flask | None:
@@ -128,6 +129,7 @@ def new_entry(
     retry_of: str | None = None,
     workflow: str | None = None,
     schedule: str | None = None,
+    callback_url: str | None = None,
 ) -> dict[str, str]:
     """The ledger entry of a task, whoever queues it. Its kind is the task's ``kind``
     option, else its Celery name (a task this app does not know, or one without a kind);
@@ -152,7 +154,20 @@ def new_entry(
         entry["workflow"] = workflow
     if schedule:
         entry["schedule"] = schedule
+    if callback_url:
+        entry["callback_url"] = callback_url
     return entry
+
+
+def text_or_none(value: Any) -> str | None:
+    """A header's value when it is text (a message from elsewhere may carry anything)."""
+    return value if isinstance(value, str) and value else None
+
+
+def is_recorded(task: Task | None) -> bool:
+    """Whether the ledger records a task: every job, and any task it does not know; not
+    the service's own plumbing (a task with ``recorded=False``: webhook deliveries)."""
+    return getattr(task, "recorded", True) is not False
 
 
 def workflow_of(task_id: str, root_id: Any, has_later_steps: bool) -> str | None:
@@ -218,7 +233,7 @@ def queued(
 
     flask_app = flask_app_of(celery_app)
     task_id = headers.get("id")
-    if flask_app is None or not task_id:
+    if flask_app is None or not task_id or not is_recorded(celery_app.tasks.get(sender)):
         return
     ledger = ledger_of(flask_app)
     if headers.get("retries"):
@@ -236,6 +251,7 @@ def queued(
         queue=queue_of(celery_app, sender, routing_key),
         retry_of=headers.get(RETRY_OF_HEADER), workflow=workflow,
         schedule=schedule if isinstance(schedule, str) else None,
+        callback_url=text_or_none(headers.get(CALLBACK_HEADER)),
     )  # fmt: skip
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
     if ledger.record_queued(entry, submitted) == RELEASED:
@@ -309,6 +325,8 @@ def held(
     headers = {OWNER_HEADER: entry["owner"]}
     if entry.get("retry_of"):
         headers[RETRY_OF_HEADER] = entry["retry_of"]
+    if entry.get("callback_url"):
+        headers[CALLBACK_HEADER] = entry["callback_url"]
     schedules.hold_one_off(celery_app, entry["task"], entry["id"], run_at,
                            args=list(args or ()), kwargs=kwargs, headers=headers)  # fmt: skip
     held_for = max(0.0, run_at.timestamp() - time.time())
@@ -331,7 +349,7 @@ def received(request: Any, **_: Any) -> None:
     """Note the worker that took the task, recording the task if its producer did not."""
     task = request.task
     flask_app = getattr(task, "flask_app", None)
-    if flask_app is None:  # a task of a Celery app that is not ours
+    if flask_app is None or not is_recorded(task):  # not ours, or the service's own
         return
     ledger = ledger_of(flask_app)
     queue = (request.delivery_info or {}).get("routing_key") or ""
@@ -344,6 +362,7 @@ def received(request: Any, **_: Any) -> None:
         owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
         queue=queue, retry_of=headers.get(RETRY_OF_HEADER),
         workflow=workflow_of(request.id, getattr(request, "root_id", None), False),
+        callback_url=text_or_none(headers.get(CALLBACK_HEADER)),
     )  # fmt: skip
     entry.update(worker=request.hostname, received_at=utc_now())
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
@@ -482,12 +501,28 @@ def finished(
     progress: dict[str, Any] | None,
     result: Any = None,
     attempt: int | None = None,
-) -> bool:
-    """File a task's end (its error, if it failed or was revoked, in its timeline);
-    False when another final state was filed first (it stands)."""
+) -> tuple[bool, str | None]:
+    """File a task's end (its error, if it failed or was revoked, in its timeline).
+    Returns False when another final state was filed first (it stands), and the address
+    to tell of the end when this call filed it."""
     detail = error_text(result) if isinstance(result, BaseException) else None
-    before = ledger.record_finished(task_id, state, progress, detail, attempt)
-    return before is None or before == state
+    before, callback = ledger.record_finished(task_id, state, progress, detail, attempt)
+    return before is None or before == state, callback
+
+
+def webhook_queued(celery_app: Celery, task_id: str) -> None:
+    """Queue the delivery of a task's end to its ``callback_url`` (``webhook_task``)."""
+    celery_app.send_task(WEBHOOK_TASK, args=(task_id,))
+
+
+#: The task that delivers webhooks (my_app.tasks.webhook_task), named here so the
+#: lifecycle does not import the tasks.
+WEBHOOK_TASK = "my_app.tasks.webhook_task"
+
+
+def webhook_attempted(ledger: Ledger, task_id: str, attempt: dict[str, Any], state: str) -> None:
+    """Record a delivery attempt of a task's webhook, and where its delivery stands."""
+    ledger.record_webhook_attempt(task_id, attempt, state)
 
 
 def error_text(error: BaseException) -> str:
@@ -513,11 +548,13 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
                 reason = f"an earlier step of its chain, {task_id}, was cancelled"
                 self.store_result(step_id, TaskRevokedError(reason), state)
         flask_app = flask_app_of(self.app)
+        callback = None
         if flask_app is not None and state in TaskState.__members__:
             ledger = ledger_of(flask_app)
             if TaskState(state) in STORED_FINAL_STATES:
                 progress = last_progress.pop(task_id, None)
-                if not finished(ledger, task_id, state, progress, result, attempt):
+                filed, callback = finished(ledger, task_id, state, progress, result, attempt)
+                if not filed:
                     return result
             elif state != TaskState.PROGRESS and not may_follow(
                 filed_state(ledger, task_id), TaskState(state)
@@ -526,7 +563,10 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
             if state == TaskState.RETRY:
                 detail = error_text(result) if isinstance(result, BaseException) else None
                 ledger.record_note(task_id, TimelineEvent.RETRY, detail, attempt)
-        return super().store_result(task_id, result, state, *args, **kwargs)
+        stored = super().store_result(task_id, result, state, *args, **kwargs)
+        if callback:  # after the result: the delivery reads the task as it ended
+            webhook_queued(self.app, task_id)
+        return stored
 
     def on_backend_retryable_error(self, exc: Exception) -> None:
         """Celery's hook before it retries storing a result: say the worker waits."""

@@ -76,6 +76,12 @@ ARTIFACT_FIELD_PREFIX = "artifact:"
 TIMELINE_FIELD_PREFIX = "timeline:"
 
 
+#: Ledger fields named ``webhook_attempt:<ms>`` hold a task's webhook delivery attempts.
+WEBHOOK_ATTEMPT_PREFIX = "webhook_attempt:"
+#: The most delivery attempts a record shows (the latest).
+SHOWN_WEBHOOK_ATTEMPTS = 20
+
+
 class TimelineEvent(StrEnum):
     """The transitions a task's timeline shows."""
 
@@ -127,6 +133,8 @@ class TaskRecord:
     warning: str | None = None
     #: Every transition, oldest first: ``{"at", "event", "attempt", "worker", "detail"}``.
     timeline: tuple[dict[str, Any], ...] = ()
+    #: Where its end is sent, and how that went: ``{"url", "state", "attempts"}``.
+    webhook: dict[str, Any] | None = None
     #: What a retry runs again: the Celery task name, its keyword and positional inputs.
     task_name: str = ""
     call_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -166,7 +174,7 @@ class TaskRecord:
         """The public fields, as the API's schemas dump them (``warning`` only when
         there is one)."""
         shown = {name: getattr(self, name) for name in PUBLIC_FIELDS}
-        for optional in ("warning", "waiting_for", "workflow", "schedule", "run_at"):
+        for optional in ("warning", "waiting_for", "workflow", "schedule", "run_at", "webhook"):
             if shown[optional] is None:
                 del shown[optional]
         return shown
@@ -177,7 +185,7 @@ PUBLIC_FIELDS = (
     "artifacts", "retry_of", "waiting_for", "workflow", "schedule", "run_at", "worker",
     "submitted_at",
     "received_at", "attempts", "started_at", "finished_at", "retry_at", "warning",
-    "timeline",
+    "timeline", "webhook",
 )  # fmt: skip
 
 
@@ -236,6 +244,7 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
         finished_at=str(finished_at) if finished_at and state in TERMINAL_STATES else None,
         retry_at=raw.get("retry_at") if state == TaskState.RETRY else None,
         timeline=decode_timeline(raw),
+        webhook=decode_webhook(raw),
         task_name=raw.get("task") or "",
         call_kwargs=kwargs,
         call_args=args,
@@ -262,6 +271,31 @@ def decode_timeline(raw: Mapping[str, str]) -> tuple[dict[str, Any], ...]:
         }
         for _, event in sorted(numbered, key=lambda pair: pair[0])
     )
+
+
+def decode_webhook(raw: Mapping[str, str]) -> dict[str, Any] | None:
+    """A task's webhook (None without a ``callback_url``): its address, its delivery's
+    state and its latest attempts, oldest first; an unreadable attempt is left out."""
+    url = raw.get("callback_url")
+    if not url:
+        return None
+    attempts = []
+    for name in sorted(n for n in raw if n.startswith(WEBHOOK_ATTEMPT_PREFIX)):
+        attempt = _json_dict(raw[name])
+        if attempt.get("at"):
+            status = attempt.get("status")
+            attempts.append({
+                "at": str(attempt["at"]),
+                "status": status if isinstance(status, int) else None,
+                "latency_ms": _int(attempt.get("latency_ms")),
+                "error": str(attempt["error"]) if attempt.get("error") else None,
+            })  # fmt: skip
+    state = raw.get("webhook_state")
+    return {
+        "url": url,
+        "state": state if state in ("pending", "delivered", "failed") else "pending",
+        "attempts": attempts[-SHOWN_WEBHOOK_ATTEMPTS:],
+    }
 
 
 def record_state(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> TaskState:
@@ -369,5 +403,5 @@ def progress_report(value: Any) -> dict[str, Any] | None:
 def _int(text: str | None) -> int:
     try:
         return int(text or 0)
-    except ValueError:
+    except (TypeError, ValueError):
         return 0

@@ -154,6 +154,24 @@ def queues_problem(queues: list[Any]) -> str | None:
     return None
 
 
+def hosts_problem(hosts: list[Any]) -> str | None:
+    """WEBHOOK_ALLOWED_HOSTS: host names or addresses."""
+    if not all(isinstance(host, str) and host and "/" not in host for host in hosts):
+        return "must be a list of host names or addresses (no scheme, no path)"
+    return None
+
+
+def default_urls_problem(urls: dict[str, Any]) -> str | None:
+    """WEBHOOK_DEFAULT_URLS: an http(s) address for each owner named."""
+    from urllib.parse import urlsplit
+
+    for owner, url in urls.items():
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"{owner}'s address must be an http:// or https:// URL"
+    return None
+
+
 def _(name: str, type_: type, default: Any, doc: str, **options: Any) -> Setting:
     return Setting(name, type_, default, doc, **options)
 
@@ -295,6 +313,30 @@ SETTINGS: tuple[Setting, ...] = (
     _("MAX_RUN_AT_SECONDS", int, 30 * 24 * 3600,
       "how far ahead a one-off job (run_at, countdown) may be held (422 beyond)",
       unit="seconds", minimum=1),
+    # Webhooks.
+    _("WEBHOOK_ALLOWED_HOSTS", list, [],
+      "hosts a callback_url may name although they are private, loopback or link-local "
+      "(e.g. [\"hooks.internal\", \"127.0.0.1\"]); any other such target is refused",
+      check=hosts_problem),
+    _("WEBHOOK_DEFAULT_URLS", dict, {},
+      "a callback_url for each owner's submissions that name none, e.g. "
+      "FLASK_WEBHOOK_DEFAULT_URLS__alice=https://alice.example/hooks",
+      check=default_urls_problem),
+    _("WEBHOOK_TIMEOUT_SECONDS", float, 10.0,
+      "to connect to a receiver, and to wait for each part of its answer",
+      unit="seconds", minimum=0, exclusive_minimum=True),
+    _("WEBHOOK_MAX_ANSWER_BYTES", int, 64 * 1024,
+      "of a receiver's answer read (the rest is dropped)", unit="bytes", minimum=0),
+    _("WEBHOOK_MAX_ATTEMPTS", int, 8, "deliveries tried before a webhook is failed",
+      minimum=1),
+    _("WEBHOOK_RETRY_BACKOFF", float, 2.0,
+      "first wait before a failed delivery is tried again (about this·2^n, jittered)",
+      unit="seconds", minimum=0, exclusive_minimum=True),
+    _("WEBHOOK_RETRY_BACKOFF_MAX", float, 600.0, "the backoff's cap", unit="seconds",
+      minimum=0, exclusive_minimum=True),
+    _("WEBHOOK_SECRET_GRACE_SECONDS", int, 24 * 3600,
+      "how long the previous signing secret still signs after a rotation",
+      unit="seconds", minimum=0),
     # Event streams.
     _("EVENTS_HEARTBEAT_SECONDS", float, 15.0,
       "how often an idle event stream sends a keep-alive comment", unit="seconds",

@@ -70,6 +70,7 @@ def submit_job(
     retry_of: str | None = None,
     max_input_bytes: int | None = None,
     run_at: datetime | None = None,
+    callback_url: str | None = None,
 ) -> Submission:
     """Queue the task ``task_name`` with ``inputs`` (its keyword arguments) for ``owner``.
 
@@ -78,7 +79,8 @@ def submit_job(
     the ledger would store in more than ``max_input_bytes`` raise ``InputsTooLarge``
     before anything is written; a Redis nearly full (``STORAGE_HEADROOM_PERCENT``)
     raises ``StorageFull``. With ``run_at``, the job is held until then (a one-off job,
-    queued by beat: my_app.schedules) rather than queued now.
+    queued by beat: my_app.schedules) rather than queued now; with ``callback_url``, its
+    end is sent there (the ``callback_url`` header: my_app.webhooks).
     """
     celery_app = current_app.extensions["celery"]
     task = celery_app.tasks[task_name]
@@ -86,6 +88,7 @@ def submit_job(
     entry = lifecycle.new_entry(
         celery_app, task_name, task_id, args, inputs,
         owner=owner, queue=lifecycle.queue_of(celery_app, task_name, ""), retry_of=retry_of,
+        callback_url=callback_url,
     )  # fmt: skip
     if max_input_bytes is not None:
         stored = len(entry["inputs"].encode()) + len(entry.get("args", "").encode())
@@ -105,6 +108,8 @@ def submit_job(
     headers = {lifecycle.OWNER_HEADER: owner}
     if retry_of:
         headers[lifecycle.RETRY_OF_HEADER] = retry_of
+    if callback_url:
+        headers[lifecycle.CALLBACK_HEADER] = callback_url
     try:
         if run_at is not None:
             lifecycle.held(current_app, entry, run_at, args=args or (), kwargs=inputs)

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from celery import Task, shared_task
 from flask import current_app
 
-from . import lifecycle
+from . import lifecycle, webhooks
 from .jobs.email import SmtpSettings, TransientEmailError, build_message, send_email
 from .jobs.report import render_report
 from .jobs.slow import count_slowly
 from .jobs.thumbnail import make_thumbnails
 from .jobs.video import make_video_outputs
+from .status import read_task
 from .store import artifacts
+from .store.ledger import ledger_of
 from .worker.job_run import backoff_seconds, job_run, retry_job
 
 REDELIVERED_IF_LOST = {"acks_late": True, "reject_on_worker_lost": True}
@@ -143,3 +145,35 @@ def video_task(
         }
         run.report(made.frames_decoded, made.frames_decoded, "done")
         return {"metadata": made.info.as_dict(), "frames_decoded": made.frames_decoded, **urls}
+
+
+@shared_task(bind=True, recorded=False, ignore_result=True, **REDELIVERED_IF_LOST)
+def webhook_task(self: Task, task_id: str) -> None:
+    """Tell a finished task's ``callback_url`` that it ended: its record, signed
+    (my_app.webhooks), retried with exponential backoff until a 2xx or
+    WEBHOOK_MAX_ATTEMPTS; each attempt is kept in the task's record."""
+    config = current_app.config
+    ledger = ledger_of()
+    task = read_task(task_id)
+    if task is None or task.webhook is None or task.webhook["state"] != "pending":
+        return  # expired, or delivered by an earlier run of this message
+    record = {name: value for name, value in task.as_dict().items() if name != "webhook"}
+    signing_secrets = webhooks.owner_secrets(
+        ledger.client, task.owner, config["WEBHOOK_SECRET_GRACE_SECONDS"]
+    )
+    body, headers = webhooks.signed_request(record, signing_secrets, datetime.now(UTC))
+    attempt = webhooks.deliver(
+        task.webhook["url"], body, headers,
+        allowed=config["WEBHOOK_ALLOWED_HOSTS"], timeout=config["WEBHOOK_TIMEOUT_SECONDS"],
+        max_answer_bytes=config["WEBHOOK_MAX_ANSWER_BYTES"],
+    )  # fmt: skip
+    last = self.request.retries + 1 >= config["WEBHOOK_MAX_ATTEMPTS"]
+    state = "delivered" if attempt.delivered else "failed" if last else "pending"
+    lifecycle.webhook_attempted(ledger, task_id, attempt.as_dict(), state)
+    if state == "pending":
+        countdown = backoff_seconds(
+            self.request.retries,
+            base=config["WEBHOOK_RETRY_BACKOFF"],
+            cap=config["WEBHOOK_RETRY_BACKOFF_MAX"],
+        )
+        raise self.retry(countdown=countdown, max_retries=config["WEBHOOK_MAX_ATTEMPTS"])

@@ -31,10 +31,10 @@ from .schemas import (
     IdempotencyHeadersSchema,
     ReportJobSchema,
     SlowJobSchema,
+    SubmissionOptionsSchema,
     TaskSchema,
     ThumbnailJobSchema,
     VideoJobSchema,
-    WhenQuerySchema,
 )
 from .tasks import accept
 
@@ -94,8 +94,8 @@ class JobsBlueprint(Blueprint):
 blp = JobsBlueprint("jobs", __name__, url_prefix="/api/tasks", description="Submit jobs.")
 
 
-# Each submission takes ``WhenQuerySchema`` with ``unknown=RAISE``: a misspelt
-# ?run_at is a 422, not a job queued now.
+# Each submission takes ``SubmissionOptionsSchema`` with ``unknown=RAISE``: a misspelt
+# ?run_at or ?callback_url is a 422, not a job queued now with no callback.
 
 #: The submissions whose body is multipart/form-data (a file and fields), not JSON.
 MULTIPART_ENDPOINTS = {"jobs.ThumbnailJobs", "jobs.VideoJobs"}
@@ -144,13 +144,13 @@ class SlowJobs(MethodView):
 
     @blp.arguments(SlowJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
-    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
+    @blp.arguments(SubmissionOptionsSchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, job: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
+    def post(self, job: dict[str, Any], headers: dict[str, Any], options: dict[str, Any]) -> Any:
         """Queue the seed job: count seconds with progress, then greet a name"""
         check_job_seconds(job["seconds"])
-        return accept(slow_task.name, job, headers, when=when)
+        return accept(slow_task.name, job, headers, options=options)
 
 
 @blp.route("/email")
@@ -159,14 +159,13 @@ class EmailJobs(MethodView):
 
     @blp.arguments(EmailJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
-    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
+    @blp.arguments(SubmissionOptionsSchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, job: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
+    def post(self, job: dict[str, Any], headers: dict[str, Any], options: dict[str, Any]) -> Any:
         """Queue an email; transient SMTP failures are retried with backoff"""
-        return accept(
-            email_task.name, earlier_tasks_checked(job, "attachment_tasks"), headers, when=when
-        )
+        job = earlier_tasks_checked(job, "attachment_tasks")
+        return accept(email_task.name, job, headers, options=options)
 
 
 @blp.route("/report")
@@ -175,14 +174,13 @@ class ReportJobs(MethodView):
 
     @blp.arguments(ReportJobSchema())
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
-    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
+    @blp.arguments(SubmissionOptionsSchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, job: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
+    def post(self, job: dict[str, Any], headers: dict[str, Any], options: dict[str, Any]) -> Any:
         """Queue a PDF report; the PDF becomes the artifact report.pdf"""
-        return accept(
-            report_task.name, earlier_tasks_checked(job, "image_tasks"), headers, when=when
-        )
+        job = earlier_tasks_checked(job, "image_tasks")
+        return accept(report_task.name, job, headers, options=options)
 
 
 @blp.route("/thumbnail")
@@ -191,16 +189,16 @@ class ThumbnailJobs(MethodView):
 
     @blp.arguments(ThumbnailJobSchema(), location="multipart")
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
-    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
+    @blp.arguments(SubmissionOptionsSchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @blp.doc(requestBody={"content": {"multipart/form-data": {"encoding": SIZES_ENCODING}}})
     @submission_doc
-    def post(self, form: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
+    def post(self, form: dict[str, Any], headers: dict[str, Any], options: dict[str, Any]) -> Any:
         """Queue thumbnails of an uploaded JPEG, PNG, WebP or GIF image"""
         upload_id = stored_image(form["file"])
         sizes = sorted(set(form["sizes"]))
         inputs = {"upload_id": upload_id, "sizes": sizes, "format": form["format"]}
-        return accept(thumbnail_task.name, inputs, headers, when=when)
+        return accept(thumbnail_task.name, inputs, headers, options=options)
 
 
 @blp.route("/video")
@@ -209,10 +207,10 @@ class VideoJobs(MethodView):
 
     @blp.arguments(VideoJobSchema(), location="multipart")
     @blp.arguments(IdempotencyHeadersSchema(), location="headers")
-    @blp.arguments(WhenQuerySchema(), location="query", unknown=RAISE)
+    @blp.arguments(SubmissionOptionsSchema(), location="query", unknown=RAISE)
     @blp.response(202, TaskSchema)
     @submission_doc
-    def post(self, form: dict[str, Any], headers: dict[str, Any], when: dict[str, Any]) -> Any:
+    def post(self, form: dict[str, Any], headers: dict[str, Any], options: dict[str, Any]) -> Any:
         """Queue a video's poster, contact sheet and web preview (H.264 MP4 or VP9 WebM),
         with its metadata; the upload streams to the artifact store"""
         upload: FileStorage = form["file"]
@@ -224,7 +222,7 @@ class VideoJobs(MethodView):
             "contact_frames": form["contact_frames"],
             "filename": (upload.filename or "video")[:200],
         }
-        return accept(video_task.name, inputs, headers, when=when)
+        return accept(video_task.name, inputs, headers, options=options)
 
 
 def earlier_tasks_checked(job: dict[str, Any], field: str) -> dict[str, Any]:

@@ -116,6 +116,27 @@ class TimelineEntrySchema(Schema):
     )
 
 
+class WebhookAttemptSchema(Schema):
+    """One delivery attempt of a task's webhook."""
+
+    at = timestamp(required=True)
+    status = fields.Integer(
+        dump_only=True, allow_none=True, metadata={"description": "None: no answer"}
+    )
+    latency_ms = fields.Integer(dump_only=True)
+    error = fields.String(dump_only=True, allow_none=True)
+
+
+class WebhookSchema(Schema):
+    """Where a task's end is sent, and how that went."""
+
+    url = fields.String(dump_only=True, required=True)
+    state = fields.String(
+        dump_only=True, required=True, validate=validate.OneOf(["pending", "delivered", "failed"])
+    )
+    attempts = fields.List(fields.Nested(WebhookAttemptSchema), dump_only=True)
+
+
 class TaskSchema(Schema):
     """A submitted job and everything known about it."""
 
@@ -166,6 +187,12 @@ class TaskSchema(Schema):
         dump_only=True,
         metadata={"description": "Every transition, oldest first (the last 50)"},
     )
+    webhook = fields.Nested(
+        WebhookSchema,
+        dump_only=True,
+        metadata={"description": "Its callback_url, and each delivery attempt (signed "
+                  "with Standard Webhooks, retried with backoff)"},
+    )  # fmt: skip
     links = fields.Nested(TaskLinksSchema, dump_only=True, required=True)
 
 
@@ -188,8 +215,19 @@ class TaskQueryArgsSchema(Schema):
     )
 
 
-class WhenQuerySchema(Schema):
-    """When a submission runs: now (neither), at a time, or after a delay."""
+class SubmissionOptionsSchema(Schema):
+    """How a submission runs: when (now, at a time, or after a delay), and whom to tell
+    when it ends."""
+
+    callback_url = fields.Url(
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2000),
+        metadata={
+            "description": "POST the task's record here, signed (Standard Webhooks), when "
+            "it ends; default: your key's WEBHOOK_DEFAULT_URLS entry"
+        },
+    )
 
     run_at = fields.AwareDateTime(
         metadata={
@@ -608,3 +646,18 @@ class ScheduleSchema(Schema):
         fields.String(), dump_only=True, metadata={"description": "Its latest runs' task ids"}
     )
     links = fields.Nested(ScheduleLinksSchema, dump_only=True, required=True)
+
+
+class WebhookSecretsSchema(Schema):
+    """The caller's webhook signing secrets (Standard Webhooks' ``whsec_...``)."""
+
+    secret = fields.String(
+        dump_only=True, required=True, metadata={"description": "Signs every delivery"}
+    )
+    previous_secret = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "Signs too, until previous_secret_until (after a rotation)"},
+    )
+    previous_secret_until = timestamp(allow_none=True)
+    rotated_at = timestamp(allow_none=True)

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from werkzeug.wsgi import FileWrapper
 
-from .. import lifecycle
+from .. import lifecycle, webhooks
 from ..owners import (
     can_see,
     current_owner,
@@ -86,13 +86,15 @@ def accept(
     *,
     args: list[Any] | None = None,
     retry_of: str | None = None,
-    when: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Submit a job within the caller's quotas and answer 202 with its task (200 when an
-    Idempotency-Key replays it); ``when`` may hold it until a time (``run_at``) or for a
-    while (``countdown``)."""
+    Idempotency-Key replays it); ``options`` may hold it until a time (``run_at``) or
+    for a while (``countdown``), and name a ``callback_url``."""
+    options = options or {}
     check_active_jobs()
-    run_at = held_until(when or {}, "upload_id" in inputs)
+    run_at = held_until(options, "upload_id" in inputs)
+    callback_url = checked_callback(options.get("callback_url"))
     submission = submit_job(
         task_name,
         inputs,
@@ -102,10 +104,23 @@ def accept(
         retry_of=retry_of,
         max_input_bytes=input_bytes_limit(),
         run_at=run_at,
+        callback_url=callback_url,
     )
     task = with_links(submission.task)
     status = 202 if submission.created else 200
     return task, status, {"Location": task["links"]["self"]}
+
+
+def checked_callback(url: str | None) -> str | None:
+    """The submission's callback address (else the owner's default), checked: 422 for
+    one the service will not call (a private address, unless WEBHOOK_ALLOWED_HOSTS)."""
+    url = url or current_app.config["WEBHOOK_DEFAULT_URLS"].get(current_owner())
+    if not url:
+        return None
+    try:
+        return webhooks.checked_callback_url(url, current_app.config["WEBHOOK_ALLOWED_HOSTS"])
+    except webhooks.WebhookRefused as error:
+        abort(422, message=str(error), errors={"query": {"callback_url": [str(error)]}})
 
 
 def held_until(when: dict[str, Any], reads_upload: bool) -> datetime | None:

@@ -441,6 +441,8 @@ function showDetail(task) {
   // Rebuilt only when the files change, so a playing video keeps playing.
   if (media.map((figure) => figure.dataset.media).join() !== shown) field("media").replaceChildren(...media);
   if (task.timeline) field("timeline").replaceChildren(...task.timeline.map(timelineEntryView));
+  field("webhook").hidden = !task.webhook;
+  if (task.webhook) field("webhook").replaceChildren(...webhookView(task.webhook));
   field("result").textContent = JSON.stringify(task.result, null, 2);
   field("record").textContent = JSON.stringify(task, null, 2);
   if (!previous || previous.state !== task.state) announce(`Task is ${task.state}`);
@@ -461,6 +463,27 @@ function timelineEntryView(entry) {
     element("strong", {}, entry.event.replace("_", " ")),
     facts.length ? ` · ${facts.join(" · ")}` : "",
   );
+}
+
+// Where the task's end is sent, and each delivery attempt.
+function webhookView(webhook) {
+  return [
+    element("h2", {}, "Webhook"),
+    element("p", {}, "To ", element("code", {}, webhook.url), ": ", element("strong", {}, webhook.state)),
+    element(
+      "ol",
+      { class: "timeline" },
+      ...webhook.attempts.map((attempt) =>
+        element(
+          "li",
+          {},
+          element("time", { datetime: attempt.at }, attempt.at),
+          ` · ${attempt.status || "no answer"} · ${attempt.latency_ms} ms`,
+          attempt.error ? ` · ${attempt.error}` : "",
+        ),
+      ),
+    ),
+  ];
 }
 
 function startTaskPage(taskId) {

@@ -119,3 +119,8 @@ def schedule_runs_key(schedule_id: str) -> str:
 
 #: Where celery-redbeat keeps its entries, its schedule and its lock.
 BEAT_PREFIX = f"{PREFIX}beat:"
+
+
+def owner_webhook_key(owner: str) -> str:
+    """The hash of an owner's webhook signing secrets (current, previous, until when)."""
+    return f"{PREFIX}owner:{owner}:webhook"

@@ -20,7 +20,7 @@ from celery.backends.base import Backend
 from flask import Flask, current_app
 from kombu.utils import json as kombu_json
 
-from ..records import ARTIFACT_FIELD_PREFIX, TimelineEvent
+from ..records import ARTIFACT_FIELD_PREFIX, WEBHOOK_ATTEMPT_PREFIX, TimelineEvent
 from . import artifacts, job_metrics
 from .capacity import MemoryGauge
 from .heartbeats import Heartbeats
@@ -196,7 +196,8 @@ return 0
 # active set, the queue's waiting set, the runtime histogram (templates), the counter
 # field (template), SLOT, the histogram's bounds (comma-separated), the "finished"
 # note, the timeline's length.
-# Returns the state filed before, "" when this call filed it, or "?" for an unknown task.
+# Returns the state filed before ("" when this call filed it, "?" for an unknown task),
+# and the entry's callback_url when this call filed it ("" for none).
 FINISHED = (
     NOTE_FUNCTION
     + """
@@ -204,10 +205,11 @@ local function fill(template, value)
   local at = string.find(template, ARGV[11], 1, true)
   return string.sub(template, 1, at - 1) .. value .. string.sub(template, at + #ARGV[11])
 end
-local entry = redis.call('HMGET', KEYS[1], 'id', 'kind', 'owner', 'final', 'started', 'queue')
-local id, kind, owner, final, started, queue = unpack(entry, 1, 6)
-if not kind then return '?' end
-if final then return final end
+local entry = redis.call(
+  'HMGET', KEYS[1], 'id', 'kind', 'owner', 'final', 'started', 'queue', 'callback_url')
+local id, kind, owner, final, started, queue, callback = unpack(entry, 1, 7)
+if not kind then return {'?', ''} end
+if final then return {final, ''} end
 local state, expires, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'final', state, 'finished_at', ARGV[2])
 if state == 'REVOKED' then redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2]) end
@@ -235,7 +237,7 @@ if started then
   redis.call('HINCRBYFLOAT', histogram, 'sum', runtime)
   redis.call('HINCRBY', histogram, 'count', 1)
 end
-return ''
+return {'', callback or ''}
 """
 )
 
@@ -371,10 +373,11 @@ class Ledger:
         progress: dict[str, Any] | None = None,
         detail: str | None = None,
         attempt: int | None = None,
-    ) -> str | None:
+    ) -> tuple[str | None, str | None]:
         """File the task's end in ``state`` (with its last progress, and ``detail`` for
         its timeline: an error). Returns the final state filed before (the one that
-        stands), or None when this call filed it or the ledger does not know the task."""
+        stands; None when this call filed it or the ledger does not know the task), and
+        the callback address to tell when this call filed it."""
         detail = f"{state}: {detail}" if detail else state
         note = timeline_note(TimelineEvent.FINISHED, detail, attempt=attempt)
         args = [
@@ -386,8 +389,8 @@ class Ledger:
             note, TIMELINE_LENGTH,
         ]  # fmt: skip
         keys = [task_key(task_id), ALL_TASKS, state_key(None, state), ALL_ACTIVE, JOB_COUNTERS]
-        before = self._finished(keys=keys, args=args)
-        return before if before and before != "?" else None
+        before, callback = self._finished(keys=keys, args=args)
+        return (before if before and before != "?" else None), (callback or None)
 
     def request_cancel(self, task_id: str, owner: str, by: str) -> None:
         """Ask the task to stop at its next step (or never start); it no longer counts
@@ -412,6 +415,17 @@ class Ledger:
         """Add a transition that changes nothing else (progress, a retry) to the timeline."""
         note = timeline_note(event, detail, attempt=attempt)
         self._note(keys=[task_key(task_id)], args=[note, TIMELINE_LENGTH, self.expires])
+
+    def record_webhook_attempt(self, task_id: str, attempt: dict[str, Any], state: str) -> None:
+        """Add a delivery attempt of the task's webhook (JSON field ``webhook_attempt:<n>``)
+        and its delivery's state (pending, delivered, failed)."""
+        pipe = self.client.pipeline(transaction=True)
+        number = f"{int(time.time() * 1000):015d}"
+        pipe.hset(task_key(task_id), mapping={
+            f"{WEBHOOK_ATTEMPT_PREFIX}{number}": json.dumps(attempt), "webhook_state": state,
+        })  # fmt: skip
+        pipe.expire(task_key(task_id), self.expires)
+        pipe.execute()
 
     def final_state(self, task_id: str) -> str | None:
         """The final state filed for a task, if any."""
