@@ -254,8 +254,11 @@ def queued(
         callback_url=text_or_none(headers.get(CALLBACK_HEADER)),
     )  # fmt: skip
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
-    if ledger.record_queued(entry, submitted) == RELEASED:
+    recorded = ledger.record_queued(entry, submitted)
+    if recorded == RELEASED:
         schedules.release_one_off(celery_app, task_id)  # beat queued it: done with it
+    elif recorded and entry.get("retry_of"):
+        ledger.record_retried(entry["retry_of"], task_id)
     if isinstance(schedule, str):
         schedules.schedule_ran(celery_app, schedule, task_id, submitted)
     flask_app.logger.info("Queued task %s (%s)", task_id, sender, extra={"task_id": task_id})

@@ -50,12 +50,6 @@ def visible_finished_ids(state: str, first: int, last: int) -> tuple[list[str], 
     return ledger_of().finished_page(visible_owner(), state, first, last)
 
 
-def visible_unfinished_ids(queues: list[str]) -> list[str]:
-    """The ids of tasks the caller sees, or may see, that may not have finished (active,
-    or waiting in ``queues``): check each with ``can_see``."""
-    return sorted(ledger_of().unfinished_task_ids(visible_owner(), queues))
-
-
 def submissions_channel() -> str:
     """The channel announcing the new tasks the current caller sees."""
     caller = current_caller()

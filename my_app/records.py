@@ -114,6 +114,13 @@ class TaskRecord:
     inputs: dict[str, Any] = field(default_factory=dict)
     artifacts: tuple[str, ...] = ()
     retry_of: str | None = None
+    #: The task that ran it again (a retry, one at a time or in bulk).
+    retried_by: str | None = None
+    #: Someone asked to cancel it (the API, or Celery's revoke).
+    cancel_requested: bool = False
+    #: A failure after its retries ran out (its timeline has a retry), not yet run again:
+    #: a dead letter, for a re-drive.
+    dead_letter: bool = False
     #: The canvas step (a chain's previous step, a chord's group) this one waits for: it
     #: is queued when that one ends.
     waiting_for: str | None = None
@@ -174,7 +181,15 @@ class TaskRecord:
         """The public fields, as the API's schemas dump them (``warning`` only when
         there is one)."""
         shown = {name: getattr(self, name) for name in PUBLIC_FIELDS}
-        for optional in ("warning", "waiting_for", "workflow", "schedule", "run_at", "webhook"):
+        for optional in (
+            "warning",
+            "waiting_for",
+            "workflow",
+            "schedule",
+            "run_at",
+            "webhook",
+            "retried_by",
+        ):
             if shown[optional] is None:
                 del shown[optional]
         return shown
@@ -182,10 +197,9 @@ class TaskRecord:
 
 PUBLIC_FIELDS = (
     "id", "kind", "owner", "queue", "state", "progress", "result", "error", "inputs",
-    "artifacts", "retry_of", "waiting_for", "workflow", "schedule", "run_at", "worker",
-    "submitted_at",
-    "received_at", "attempts", "started_at", "finished_at", "retry_at", "warning",
-    "timeline", "webhook",
+    "artifacts", "retry_of", "retried_by", "dead_letter", "waiting_for", "workflow",
+    "schedule", "run_at", "worker", "submitted_at", "received_at", "attempts",
+    "started_at", "finished_at", "retry_at", "warning", "timeline", "webhook",
 )  # fmt: skip
 
 
@@ -212,6 +226,7 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
     elif state in (TaskState.FAILURE, TaskState.RETRY, TaskState.REVOKED) and payload is not None:
         error = describe_exception(payload)
     shown_inputs = kwargs if not args else {"*args": args, **kwargs}
+    timeline = decode_timeline(raw)
     finished_at = raw.get("finished_at") or (meta.get("date_done") if meta else None)
     return TaskRecord(
         id=raw["id"],
@@ -243,8 +258,15 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
         started_at=raw.get("started_at") or None,
         finished_at=str(finished_at) if finished_at and state in TERMINAL_STATES else None,
         retry_at=raw.get("retry_at") if state == TaskState.RETRY else None,
-        timeline=decode_timeline(raw),
+        timeline=timeline,
         webhook=decode_webhook(raw),
+        retried_by=raw.get("retried_by") or None,
+        cancel_requested=bool(raw.get("cancel_requested")),
+        dead_letter=(
+            state == TaskState.FAILURE
+            and not raw.get("retried_by")
+            and any(event["event"] == TimelineEvent.RETRY for event in timeline)
+        ),
         task_name=raw.get("task") or "",
         call_kwargs=kwargs,
         call_args=args,

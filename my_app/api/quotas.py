@@ -18,6 +18,16 @@ def input_bytes_limit() -> int | None:
     return None if current_caller().admin else current_app.config["MAX_INPUT_BYTES"]
 
 
+def over_quota(owner: str) -> bool:
+    """Whether ``owner`` (not an admin's own call) has MAX_ACTIVE_JOBS queued or running:
+    for a bulk retry, which queues for each task's owner."""
+    limit = current_app.config["MAX_ACTIVE_JOBS"]
+    caller = current_caller()
+    if not limit or (caller.admin and owner == caller.owner):
+        return False
+    return ledger_of().count_active(owner) >= limit
+
+
 def check_active_jobs() -> None:
     """429 when the caller already has ``MAX_ACTIVE_JOBS`` jobs queued or running.
 

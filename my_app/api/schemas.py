@@ -86,6 +86,7 @@ class TaskLinksSchema(Schema):
     cancel = fields.String(required=True)
     retry = fields.String(required=True)
     retry_of = fields.String(allow_none=True)
+    retried_by = fields.String()
     waiting_for = fields.String()
     workflow = fields.String()
     schedule = fields.String()
@@ -163,6 +164,13 @@ class TaskSchema(Schema):
     started_at = timestamp("When the current attempt started", allow_none=True)
     finished_at = timestamp(allow_none=True)
     retry_at = timestamp(allow_none=True)
+    retried_by = fields.String(
+        dump_only=True, metadata={"description": "The task that ran it again"}
+    )
+    dead_letter = fields.Boolean(
+        dump_only=True,
+        metadata={"description": "A failure after its retries ran out, not run again"},
+    )
     warning = fields.String(
         dump_only=True,
         metadata={"description": "Something the caller should know: its worker is gone"},
@@ -206,12 +214,62 @@ class TaskSummarySchema(TaskSchema):
 
 
 class TaskQueryArgsSchema(Schema):
-    """Filters of the task list."""
+    """Filters of the task list (and of the bulk actions)."""
 
     state = fields.String(validate=A_TASK_STATE)
     kind = fields.String(validate=validate.Length(1, 50))
     schedule = fields.String(
         validate=validate.Length(1, 64), metadata={"description": "Runs of this schedule"}
+    )
+    dead_letter = fields.Boolean(
+        metadata={
+            "description": "true: the dead letters, failures after their retries ran out "
+            "and not run again"
+        }
+    )
+    submitted_after = fields.AwareDateTime(metadata={"description": "Queued at or after"})
+    submitted_before = fields.AwareDateTime(metadata={"description": "Queued before"})
+    owner = fields.String(
+        validate=validate.Length(1, 200), metadata={"description": "An owner's (admins)"}
+    )
+
+
+class BulkActionSchema(TaskQueryArgsSchema):
+    """Which tasks a bulk action takes: the list's filters, and how many at most."""
+
+    limit = fields.Integer(
+        load_default=100,
+        validate=validate.Range(1, 1000),
+        metadata={
+            "description": "The most tasks acted on by this call (1 to 1000); "
+            "skipped ones do not count"
+        },
+    )
+
+
+class SkippedTaskSchema(Schema):
+    """A task a bulk action left alone, and why."""
+
+    id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class BulkResultSchema(Schema):
+    """What a bulk action did."""
+
+    acted_on = fields.Integer(required=True, metadata={"description": "How many"})
+    task_ids = fields.List(
+        fields.String(), required=True,
+        metadata={"description": "The tasks cancelled, or the new tasks queued by a retry"},
+    )  # fmt: skip
+    skipped = fields.List(
+        fields.Nested(SkippedTaskSchema), required=True,
+        metadata={"description": "The first 100 skipped, with why"},
+    )  # fmt: skip
+    skipped_count = fields.Integer(required=True, metadata={"description": "How many skipped"})
+    more = fields.Boolean(
+        required=True,
+        metadata={"description": "More tasks to act on match: call again for them"},
     )
 
 

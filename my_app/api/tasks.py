@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -16,18 +17,20 @@ from ..owners import (
     can_see,
     current_owner,
     visible_finished_ids,
-    visible_task_ids,
+    visible_owner,
     visible_task_page,
-    visible_unfinished_ids,
 )
-from ..records import RETRYABLE_STATES, STORED_FINAL_STATES, TaskRecord, TaskState
+from ..records import RETRYABLE_STATES, TaskRecord, TaskState
+from ..selection import TaskFilter, selected_tasks
 from ..status import read_tasks
 from ..store import artifacts
 from ..store.artifacts import artifact_store
 from ..submission import submit_job
 from .limits import submission_limit
-from .quotas import check_active_jobs, input_bytes_limit
+from .quotas import check_active_jobs, input_bytes_limit, over_quota
 from .schemas import (
+    BulkActionSchema,
+    BulkResultSchema,
     ErrorSchema,
     IdempotencyHeadersSchema,
     TaskQueryArgsSchema,
@@ -66,6 +69,8 @@ def with_links(task: TaskRecord) -> dict[str, Any]:
     }
     if task.retry_of:
         links["retry_of"] = f"{tasks_url}/{task.retry_of}"
+    if task.retried_by:
+        links["retried_by"] = f"{tasks_url}/{task.retried_by}"
     if task.waiting_for:
         links["waiting_for"] = f"{tasks_url}/{task.waiting_for}"
     if task.workflow:
@@ -154,31 +159,134 @@ class TaskCollection(MethodView):
         """List your tasks, newest first"""
         first = pagination_parameters.first_item
         last = first + pagination_parameters.page_size
-        state = filters.get("state")
-        if set(filters) == {"state"} and state in STORED_FINAL_STATES:
+        task_filter = checked_filter(filters)
+        if task_filter.by_state_only:
             # Finished tasks are filed by state as they end: read only the page.
-            page, pagination_parameters.item_count = visible_finished_ids(state, first, last)
+            page, pagination_parameters.item_count = visible_finished_ids(
+                task_filter.state, first, last
+            )
             return [with_links(task) for task in read_tasks(page)]
-        if not filters:
+        if task_filter == TaskFilter():
             page, pagination_parameters.item_count = visible_task_page(first, last)
             return [with_links(task) for task in read_tasks(page)]
-        if state is not None and state not in STORED_FINAL_STATES:
-            # Unfinished or lost: only tasks still active or waiting can be.
-            candidates = visible_unfinished_ids(list(current_app.config["TASK_QUEUES"]))
-        else:  # a kind: read them all
-            candidates = visible_task_ids()
         matching = sorted(
-            (
-                task
-                for task in read_tasks(candidates)
-                if can_see(task)
-                and all(getattr(task, name) == value for name, value in filters.items())
-            ),
-            key=lambda task: task.submitted_at,
-            reverse=True,
+            selected_tasks(task_filter), key=lambda task: task.submitted_at, reverse=True
         )
         pagination_parameters.item_count = len(matching)
         return [with_links(task) for task in matching[first:last]]
+
+
+def checked_filter(filters: dict[str, Any]) -> TaskFilter:
+    """The list's (or a bulk action's) filter; 403 for an owner named by a non-admin."""
+    owner = filters.get("owner")
+    if owner is not None and visible_owner() not in (None, owner):
+        abort(403, message="Only an admin may name another owner.")
+    return TaskFilter.of(filters)
+
+
+#: The most skipped tasks a bulk action's answer lists (it counts them all).
+MAX_SKIPPED_SHOWN = 100
+
+
+def bulk_action(
+    filters: dict[str, Any],
+    refusal: Callable[[TaskRecord], str | None],
+    act: Callable[[TaskRecord], str],
+) -> dict[str, Any]:
+    """Act on up to ``limit`` tasks the filters select; a task ``refusal`` names a reason
+    for is skipped (and not counted against the limit). ``more`` says whether another
+    call would find more to act on."""
+    limit = filters.pop("limit")
+    done: list[str] = []
+    skipped: list[dict[str, str]] = []
+    skipped_count = 0
+    for task in selected_tasks(checked_filter(filters)):
+        reason = refusal(task)
+        if reason is not None:
+            skipped_count += 1
+            if len(skipped) < MAX_SKIPPED_SHOWN:
+                skipped.append({"id": task.id, "reason": reason})
+            continue
+        if len(done) == limit:
+            return result_of(done, skipped, skipped_count, more=True)
+        done.append(act(task))
+    return result_of(done, skipped, skipped_count, more=False)
+
+
+def result_of(
+    done: list[str], skipped: list[dict[str, str]], skipped_count: int, *, more: bool
+) -> dict[str, Any]:
+    """A bulk action's answer."""
+    return {"acted_on": len(done), "task_ids": done, "skipped": skipped,
+            "skipped_count": skipped_count, "more": more}  # fmt: skip
+
+
+@blp.route("/cancel")
+class BulkCancel(MethodView):
+    @blp.arguments(BulkActionSchema())
+    @blp.response(200, BulkResultSchema)
+    @blp.alt_response(403, schema=ErrorSchema, description="Another owner, named by a non-admin")
+    def post(self, filters: dict[str, Any]) -> dict[str, Any]:
+        """Cancel the tasks the filters match (the list's filters), up to ``limit`` a
+        call; finished ones, and those already being cancelled, are skipped, saying so"""
+
+        def cancelled(task: TaskRecord) -> str:
+            lifecycle.cancel(current_app, task.id, task.owner)
+            return task.id
+
+        return bulk_action(filters, cancel_refusal, cancelled)
+
+
+def cancel_refusal(task: TaskRecord) -> str | None:
+    """Why a task is not cancelled, or None."""
+    if task.finished:
+        return f"already finished ({task.state})"
+    if task.cancel_requested:
+        return "already being cancelled"
+    return None
+
+
+@blp.route("/retry")
+class BulkRetry(MethodView):
+    decorators = [submission_limit]
+
+    @blp.arguments(BulkActionSchema())
+    @blp.response(200, BulkResultSchema)
+    @blp.alt_response(403, schema=ErrorSchema, description="Another owner, named by a non-admin")
+    @blp.alt_response(429, schema=ErrorSchema, description="Too many submissions this minute")
+    @blp.alt_response(503, schema=ErrorSchema, description="Redis or the broker is unreachable")
+    def post(self, filters: dict[str, Any]) -> dict[str, Any]:
+        """Run again the failed, cancelled or lost tasks the filters match, each as a new
+        task with ``retry_of`` (``dead_letter=true``: the re-drive), up to ``limit`` a
+        call; a task already run again, or past its owner's MAX_ACTIVE_JOBS, is skipped,
+        saying why"""
+        celery_tasks = current_app.extensions["celery"].tasks
+
+        def refusal(task: TaskRecord) -> str | None:
+            reason = retry_refusal(task, celery_tasks)
+            if reason is None and over_quota(task.owner):
+                reason = "its owner has MAX_ACTIVE_JOBS jobs queued or running"
+            return reason
+
+        def retried(task: TaskRecord) -> str:
+            again = submit_job(
+                task.task_name, task.call_kwargs, args=task.call_args, owner=task.owner,
+                retry_of=task.id, callback_url=(task.webhook or {}).get("url"),
+            )  # fmt: skip
+            return again.task.id
+
+        return bulk_action(filters, refusal, retried)
+
+
+def retry_refusal(task: TaskRecord, celery_tasks: Any) -> str | None:
+    """Why a task cannot be run again, or None."""
+    if task.state not in RETRYABLE_STATES:
+        return f"{task.state}: only FAILURE, REVOKED or LOST can be retried"
+    if task.retried_by:
+        return f"already run again as {task.retried_by}"
+    if task.task_name not in celery_tasks:
+        return "not a task this service can run"
+    return None
 
 
 @blp.route("/<uuid:task_id>")

@@ -83,9 +83,10 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 # itself (which cannot tell a chain's first task from a task of its own, so the
 # producer still files it under its workflow); or it was recorded as a waiting canvas
 # step, and its own publish now only clears "waiting_for" and files it as waiting in its
-# queue. A held one-off (a "held_until" field) is filed under its owner and all tasks
-# only, scored by when it is due, and kept that much longer; when beat queues it, it
-# joins the active and waiting sets (and the script returns 2). KEYS: the entry, the
+# queue. A held one-off (a "held_until" field) is filed under its owner, all tasks and
+# its queue's waiting ones (not the active ones: no quota), scored by when it is due, and
+# kept that much longer; when beat queues it, it joins the active set, its waiting score
+# becomes the time it was queued, and the script returns 2. KEYS: the entry, the
 # owner's index, all tasks, all active, the owner's active set, the queue's waiting set,
 # the counters, the owner's and everyone's channel, and (for a step of a canvas: a
 # "workflow" field) its workflow's steps. ARGV: expires, submitted (epoch),
@@ -98,7 +99,7 @@ local pending, workflow = false, nil
 local held = false
 for i = 8, #ARGV, 2 do
   if ARGV[i] == 'waiting_for' then pending = true end
-  if ARGV[i] == 'held_until' then pending, held = true, true end
+  if ARGV[i] == 'held_until' then held = true end
   if ARGV[i] == 'workflow' then workflow = ARGV[i + 1] end
 end
 if redis.call('HEXISTS', KEYS[1], 'kind') == 1 then
@@ -344,6 +345,10 @@ class Ledger:
             pipe.publish(ALL_SUBMITTED_CHANNEL, task_id)
             pipe.execute()
         return int(recorded)
+
+    def record_retried(self, task_id: str, retried_by: str) -> None:
+        """Note on a task that ``retried_by`` runs it again."""
+        self.client.hset(task_key(task_id), "retried_by", retried_by)
 
     def record_retry(self, task_id: str, kind: str, retry_at: str) -> None:
         """Note when a retrying task's next attempt is due, and count the retry."""
