@@ -267,3 +267,66 @@ def test_the_table_filters_by_state_and_kind_and_pages_through_older_tasks(page,
     expect(rows.first).to_have_attribute("data-task-id", first_page)
     page.get_by_label("Kind").select_option("email")
     expect(page.locator('tr[data-task-id] a:text-matches("^slow")')).to_have_count(0)
+
+
+def test_a_filtered_view_cancels_and_retries_all_it_matches_after_a_confirmation(page, ui_server):
+    """Three running slow jobs: "Cancel all matching" on the PROGRESS view cancels them,
+    "Retry all matching" on the REVOKED view runs each again. Fails if the buttons act
+    without the confirmation (a dismissed dialog must leave the jobs running) or ignore
+    the filter."""
+    ids = [requests.post(f"{ui_server}/api/tasks/slow", json={"name": f"b{n}", "seconds": 30},
+                         timeout=10).json()["id"] for n in range(3)]  # fmt: skip
+    wait_until(lambda: all(requests.get(f"{ui_server}/api/tasks/{i}", timeout=5).json()["state"]
+                           == "PROGRESS" for i in ids), timeout=30)  # fmt: skip
+    status = page.locator("[data-bulk-status]")
+    page.get_by_label("Kind").select_option("slow")
+    page.get_by_label("State").select_option("PROGRESS")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Cancel all matching").click()
+    page.wait_for_timeout(500)
+    assert all(task_state(ui_server, i) == "PROGRESS" for i in ids)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel all matching").click()
+    expect(status).to_contain_text("Cancelled")
+    wait_until(lambda: all(task_state(ui_server, i) == "REVOKED" for i in ids), timeout=30)
+    page.get_by_label("State").select_option("REVOKED")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Retry all matching").click()
+    expect(status).to_contain_text("Queued again")
+    again = [
+        requests.get(f"{ui_server}/api/tasks/{i}", timeout=5).json()["retried_by"] for i in ids
+    ]
+    requests.post(f"{ui_server}/api/tasks/cancel", json={"kind": "slow", "limit": 1000}, timeout=10)
+    assert all(again)
+
+
+def task_record(base_url: str, task_id: str) -> dict:
+    return requests.get(f"{base_url}/api/tasks/{task_id}", timeout=5).json()
+
+
+def task_state(base_url: str, task_id: str) -> str:
+    return task_record(base_url, task_id)["state"]
+
+
+def test_a_schedule_is_created_paused_resumed_and_deleted_from_the_page(page):
+    """A bad time zone is said beside its field; then each button does what it says.
+    Fails if a button calls the wrong address (seen failing with Pause posting to the
+    resume link: the schedule never showed paused)."""
+    form = page.locator("[data-schedule-form]")
+    form.get_by_label("Name", exact=True).fill("from the page")
+    form.get_by_label("Every (seconds)").fill("")
+    form.get_by_label("or crontab (minute hour day month weekday)").fill("0 3 * * *")
+    form.get_by_label("Time zone").fill("Mars/Base")
+    form.get_by_role("button", name="Create schedule").click()
+    expect(form.locator('[data-error-for="timezone"]')).to_contain_text("Unknown time zone")
+    form.get_by_label("Time zone").fill("Europe/Paris")
+    form.get_by_role("button", name="Create schedule").click()
+    item = page.locator("[data-schedules] li", has_text="from the page")
+    expect(item).to_contain_text("0 3 * * * (Europe/Paris)")
+    item.get_by_role("button", name="Pause").click()
+    expect(item).to_contain_text("paused")
+    item.get_by_role("button", name="Resume").click()
+    expect(item).to_contain_text("next 20")
+    page.once("dialog", lambda dialog: dialog.accept())
+    item.get_by_role("button", name="Delete").click()
+    expect(item).to_have_count(0)

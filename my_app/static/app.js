@@ -328,8 +328,7 @@ function follow(url, onTask, onFallback, onReconnect = () => {}) {
 
 async function loadTasks({ fresh = false } = {}) {
   const query = new URLSearchParams({ page: view.page, page_size: view.pageSize });
-  if (view.state) query.set("state", view.state);
-  if (view.kind) query.set("kind", view.kind);
+  for (const [name, value] of Object.entries(viewFilter())) query.set(name, value);
   const { response, payload } = await api("GET", `/api/tasks?${query}`);
   if (!response.ok) return;
   const pagination = JSON.parse(response.headers.get("X-Pagination") || "{}");
@@ -351,8 +350,84 @@ async function loadTasks({ fresh = false } = {}) {
 
 function changeView(change) {
   Object.assign(view, change);
+  const filtered = Object.keys(viewFilter()).length > 0;
+  for (const button of document.querySelectorAll("[data-bulk-action]")) button.disabled = !filtered;
   loadTasks({ fresh: true });
 }
+
+// The list's filters as the API takes them ("Dead letters" is a filter of its own).
+function viewFilter() {
+  const filter = {};
+  if (view.state === "DEAD_LETTER") filter.dead_letter = true;
+  else if (view.state) filter.state = view.state;
+  if (view.kind) filter.kind = view.kind;
+  return filter;
+}
+
+// Cancel or retry every task the filtered view matches, after a confirmation.
+async function bulkAction(event) {
+  const action = event.target.dataset.bulkAction;
+  const filter = viewFilter();
+  const described = Object.entries(filter).map(([name, value]) => `${name} ${value}`).join(", ");
+  if (!window.confirm(`${action === "cancel" ? "Cancel" : "Retry"} every task matching ${described}?`)) return;
+  const status = document.querySelector("[data-bulk-status]");
+  const { response, payload } = await api("POST", `/api/tasks/${action}`, { ...filter, limit: 1000 });
+  if (!response.ok) {
+    status.textContent = payload.message || `The service answered ${response.status}.`;
+    return;
+  }
+  const verb = action === "cancel" ? "Cancelled" : "Queued again";
+  const more = payload.more ? " More match: act again for them." : "";
+  status.textContent = `${verb} ${payload.acted_on}; skipped ${payload.skipped_count}.${more}`;
+  loadTasks({ fresh: true });
+}
+
+// ---- schedules -----------------------------------------------------------------------
+
+async function loadSchedules() {
+  const { response, payload } = await api("GET", "/api/schedules");
+  if (!response.ok) return;
+  document.querySelector("[data-schedules]").replaceChildren(...payload.map(scheduleView));
+}
+
+function scheduleView(schedule) {
+  const timing = schedule.cron ? `${schedule.cron} (${schedule.timezone})` : `every ${schedule.every_seconds} s`;
+  const next = schedule.paused ? "paused" : `next ${schedule.next_run_at || "—"}`;
+  const act = (path, method = "POST") => async () => {
+    if (method === "DELETE" && !window.confirm(`Delete the schedule ${schedule.name || schedule.id}?`)) return;
+    await api(method, path);
+    loadSchedules();
+  };
+  return element(
+    "li",
+    { "data-schedule-id": schedule.id, "data-paused": String(schedule.paused) },
+    element("strong", {}, schedule.name || schedule.kind),
+    ` · ${schedule.kind} · ${timing} · ${next} · ${schedule.total_runs} runs `,
+    schedule.links.last_run
+      ? element("a", { href: `/tasks/${schedule.recent_runs[0]}` }, "last run")
+      : "",
+    " ",
+    schedule.paused
+      ? element("button", { type: "button", class: "secondary", onclick: act(schedule.links.resume) }, "Resume")
+      : element("button", { type: "button", class: "secondary", onclick: act(schedule.links.pause) }, "Pause"),
+    " ",
+    element("button", { type: "button", class: "secondary", onclick: act(schedule.links.self, "DELETE") }, "Delete"),
+  );
+}
+
+const createSchedule = submitting(async (form) => {
+  const body = { name: form.elements.name.value, kind: "slow", inputs: { name: form.elements.greet.value, seconds: 1 } };
+  if (form.elements.cron.value.trim()) {
+    body.cron = form.elements.cron.value.trim();
+    if (form.elements.timezone.value.trim()) body.timezone = form.elements.timezone.value.trim();
+  } else {
+    body.every_seconds = Number(form.elements.every_seconds.value);
+  }
+  const { response, payload } = await api("POST", "/api/schedules", body);
+  if (!response.ok) return showErrors(form, payload);
+  announce(`Schedule ${payload.name || payload.id} created`);
+  loadSchedules();
+});
 
 function waited(seconds) {
   if (!seconds) return "—";
@@ -409,6 +484,10 @@ function startIndex() {
     changeView({ state: filters.elements.state.value, kind: filters.elements.kind.value, page: 1 }),
   );
   filters.addEventListener("submit", (event) => event.preventDefault());
+  for (const button of document.querySelectorAll("[data-bulk-action]")) button.addEventListener("click", bulkAction);
+  document.querySelector("[data-schedule-form]").addEventListener("submit", createSchedule);
+  loadSchedules();
+  setInterval(loadSchedules, SYSTEM_POLL_MILLISECONDS);
   document.querySelector("[data-newer]").addEventListener("click", () => changeView({ page: view.page - 1 }));
   document.querySelector("[data-older]").addEventListener("click", () => changeView({ page: view.page + 1 }));
   loadTasks().then(() => follow("/api/tasks/events", showTask, () => startPolling(loadTasks), loadTasks));
