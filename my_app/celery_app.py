@@ -93,12 +93,11 @@ def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
     # waits for room (docs/scaling.md, "A full Redis").
     settings.setdefault("broker_channel_error_retry", True)
     # Beat runs celery-redbeat's scheduler, its entries and lock in the ledger's Redis
-    # (my_app.schedules); it waits out a Redis outage as a worker does.
+    # (my_app.schedules; beat itself waits out a Redis outage, the web answers 503).
     settings.setdefault("beat_scheduler", "my_app.schedules:ScheduleRunner")
     settings.setdefault("beat_max_loop_interval", config["BEAT_MAX_LOOP_SECONDS"])
     settings.setdefault("redbeat_key_prefix", BEAT_PREFIX)
     redbeat_options = {
-        "retry_period": config["REDIS_OUTAGE_GRACE_SECONDS"],
         "socket_connect_timeout": config["REDIS_CONNECT_TIMEOUT"],
         "socket_timeout": config["REDIS_SOCKET_TIMEOUT"],
     }

@@ -151,9 +151,20 @@ class ScheduleEntry(RedBeatSchedulerEntry):
 
 class ScheduleRunner(RedBeatScheduler):
     """redbeat's scheduler with our entries (``beat_scheduler``, so ``celery beat``
-    runs it without ``-S``)."""
+    runs it without ``-S``), whose Redis calls wait out an outage of up to
+    REDIS_OUTAGE_GRACE_SECONDS (redbeat's ``retry_period``) where the web's fail at once."""
 
     Entry = ScheduleEntry
+
+    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
+        flask_app = getattr(app.Task, "flask_app", None)
+        if flask_app is not None:
+            grace = flask_app.config["REDIS_OUTAGE_GRACE_SECONDS"]
+            options = {**(app.conf.redbeat_redis_options or {}), "retry_period": grace}
+            app.conf.redbeat_redis_options = options
+            if getattr(app, "redbeat_conf", None) is not None:  # read already
+                app.redbeat_conf.redbeat_redis_options = options
+        super().__init__(app, *args, **kwargs)
 
 
 @dataclass(frozen=True)

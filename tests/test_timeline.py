@@ -23,7 +23,8 @@ def test_a_retried_task_shows_each_attempt_and_the_error_that_ended_it(app, clie
     by_attempt = {1: [], 2: []}
     for event, attempt in events(done):
         by_attempt[attempt].append(event)
-    assert by_attempt == {1: ["queued", "received", "retry"], 2: ["received", "finished"]}
+    expected = {1: ["queued", "received", "retry"], 2: ["received", "finished"]}
+    assert by_attempt == expected, done["timeline"]
     retry = next(entry for entry in done["timeline"] if entry["event"] == "retry")
     assert retry["detail"] == "ConnectionError: the server is not up yet"
     assert retry["worker"] == done["worker"]

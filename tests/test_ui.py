@@ -124,6 +124,7 @@ def test_an_uploaded_png_shows_its_thumbnails(page, tmp_path):
     expect(row(page, task_id)).to_have_attribute("data-state", "SUCCESS", timeout=45_000)
     thumbnails = row(page, task_id).get_by_role("img")
     expect(thumbnails).to_have_count(2)
+    row(page, task_id).scroll_into_view_if_needed()  # the images load lazily, when seen
     thumbnails.evaluate_all(  # the images load lazily: wait until both have
         "images => Promise.all(images.map(image => image.decode()))"
     )
@@ -313,8 +314,8 @@ def test_a_schedule_is_created_paused_resumed_and_deleted_from_the_page(page):
     Fails if a button calls the wrong address (seen failing with Pause posting to the
     resume link: the schedule never showed paused)."""
     form = page.locator("[data-schedule-form]")
-    form.get_by_label("Name", exact=True).fill("from the page")
-    form.get_by_label("Every (seconds)").fill("")
+    form.get_by_label("Label").fill("from the page")
+    form.get_by_label("Every (s)").fill("")
     form.get_by_label("or crontab (minute hour day month weekday)").fill("0 3 * * *")
     form.get_by_label("Time zone").fill("Mars/Base")
     form.get_by_role("button", name="Create schedule").click()

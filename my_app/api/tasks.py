@@ -196,6 +196,8 @@ def bulk_action(
     """Act on up to ``limit`` tasks the filters select; a task ``refusal`` names a reason
     for is skipped (and not counted against the limit). ``more`` says whether another
     call would find more to act on."""
+    if not request.get_data():  # "every task" must be asked for: {}
+        abort(400, message="Send the filters as a JSON body ({} for every task you may see).")
     limit = filters.pop("limit")
     done: list[str] = []
     skipped: list[dict[str, str]] = []
