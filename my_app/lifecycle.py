@@ -254,10 +254,9 @@ def queued(
         callback_url=text_or_none(headers.get(CALLBACK_HEADER)),
     )  # fmt: skip
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
-    recorded = ledger.record_queued(entry, submitted)
-    if recorded == RELEASED:
+    if ledger.record_queued(entry, submitted) == RELEASED:
         schedules.release_one_off(celery_app, task_id)  # beat queued it: done with it
-    elif recorded and entry.get("retry_of"):
+    if entry.get("retry_of"):  # whoever recorded it first (a worker may have)
         ledger.record_retried(entry["retry_of"], task_id)
     if isinstance(schedule, str):
         schedules.schedule_ran(celery_app, schedule, task_id, submitted)
@@ -365,12 +364,16 @@ def received(request: Any, **_: Any) -> None:
         owner=headers.get(OWNER_HEADER) or flask_app.config["DEFAULT_OWNER"],
         queue=queue, retry_of=headers.get(RETRY_OF_HEADER),
         workflow=workflow_of(request.id, getattr(request, "root_id", None), False),
+        schedule=text_or_none(headers.get(SCHEDULE_HEADER)),
         callback_url=text_or_none(headers.get(CALLBACK_HEADER)),
     )  # fmt: skip
     entry.update(worker=request.hostname, received_at=utc_now())
     submitted = datetime.fromisoformat(entry["submitted_at"]).timestamp()
-    if not ledger.record_queued(entry, submitted):  # its producer recorded it meanwhile
-        ledger.record_received(request.id, request.hostname, queue, attempt)
+    ledger.record_queued(entry, submitted)  # unless its producer recorded it meanwhile
+    # Either way it was received now (and its timeline says so after "queued").
+    ledger.record_received(request.id, request.hostname, queue, attempt)
+    if entry.get("retry_of"):
+        ledger.record_retried(entry["retry_of"], request.id)
 
 
 # Started, progress, outcome, artifacts: called from the task body (my_app.worker.job_run).
