@@ -360,6 +360,13 @@ def schedule_ran(celery_app: Celery, schedule_id: str, task_id: str, at: float) 
 # One-off jobs.
 
 
+def due_second(run_at: datetime) -> datetime:
+    """``run_at`` rounded up to its next whole second: redbeat's rrule drops a time's
+    microseconds, which would run the job early."""
+    whole = run_at.replace(microsecond=0)
+    return whole if whole == run_at else whole + timedelta(seconds=1)
+
+
 def hold_one_off(
     celery_app: Celery,
     task_name: str,

@@ -14,7 +14,7 @@ from celery import uuid
 from flask import current_app
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import lifecycle, status
+from . import lifecycle, schedules, status
 from .records import TaskRecord, decode_record
 from .store import idempotency
 from .store.ledger import ledger_of
@@ -112,6 +112,7 @@ def submit_job(
         headers[lifecycle.CALLBACK_HEADER] = callback_url
     try:
         if run_at is not None:
+            run_at = schedules.due_second(run_at)
             lifecycle.held(current_app, entry, run_at, args=args or (), kwargs=inputs)
             held = {**entry, "run_at": run_at.isoformat(), "held_until": run_at.isoformat()}
             return Submission(decode_record(held, None))

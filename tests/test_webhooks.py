@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -168,3 +169,24 @@ def test_a_rotated_secret_signs_with_both_for_its_grace_and_is_never_logged(
     assert len(delivery["headers"]["Webhook-Signature"].split(" ")) == 2
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert old not in logged and rotated["secret"] not in logged
+
+
+def test_the_development_receiver_verifies_what_the_service_sends(client):
+    """devservers.webhook_receiver answers 204 to a signed delivery and 401 to a forged
+    one. Fails if it skips the verification (seen failing with ``verify`` replaced by
+    ``json.loads``: the forged one got 204)."""
+    import io
+
+    from werkzeug.test import Client
+
+    from devservers.webhook_receiver import receiver
+    from my_app.webhooks import signed_request
+
+    secret = client.get("/api/webhooks/secret").get_json()["secret"]
+    printed = io.StringIO()
+    app = Client(receiver(secret, printed))
+    body, headers = signed_request({"id": "t1", "state": "SUCCESS"}, [secret], datetime.now(UTC))
+    assert app.post("/hooks", data=body, headers=headers).status_code == 204
+    assert '"task": "t1"' in printed.getvalue()
+    forged = {**headers, "webhook-signature": "v1,AAAA"}
+    assert app.post("/hooks", data=body, headers=forged).status_code == 401
