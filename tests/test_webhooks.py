@@ -31,6 +31,7 @@ class Receiver:
         self.requests: list[dict[str, Any]] = []
         self.failures = 0
         self.redirect_to: str | None = None
+        self.failure_body: bytes | str = "not now"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks"
 
@@ -42,7 +43,7 @@ class Receiver:
         if self.redirect_to and request.path == "/hooks":
             response = Response(status=302, headers={"Location": self.redirect_to})
         elif len(self.requests) <= self.failures:
-            response = Response("not now", status=500)
+            response = Response(self.failure_body, status=500)
         else:
             response = Response(status=204)
         return response(environ, start_response)
@@ -190,3 +191,30 @@ def test_the_development_receiver_verifies_what_the_service_sends(client):
     assert '"task": "t1"' in printed.getvalue()
     forged = {**headers, "webhook-signature": "v1,AAAA"}
     assert app.post("/hooks", data=body, headers=forged).status_code == 401
+
+
+def test_a_keys_default_callback_url_is_used_when_a_submission_names_none(client, receiver, app):
+    """WEBHOOK_DEFAULT_URLS: the owner's address, for a submission without one. Fails
+    if ``checked_callback`` ignores the default (no webhook in the record)."""
+    owner = app.config["DEFAULT_OWNER"]  # every caller, without API keys
+    app.config["WEBHOOK_DEFAULT_URLS"] = {owner: receiver.url}
+    try:
+        task = client.post("/api/tasks/slow", json=SLOW).get_json()
+    finally:
+        app.config["WEBHOOK_DEFAULT_URLS"] = {}
+    assert task["webhook"]["url"] == receiver.url
+    assert webhook_done(client, task)["webhook"]["state"] == "delivered"
+
+
+def test_a_huge_answer_is_read_only_up_to_its_bound(client, receiver, app):
+    """A receiver answering 500 with 20 MB: the attempt keeps 200 characters of it, and
+    the worker reads at most WEBHOOK_MAX_ANSWER_BYTES. Fails if the answer read is kept
+    whole (seen failing with ``read[:KEPT_ANSWER]`` made ``read``: a 64 KiB error in
+    the record)."""
+    app.config["WEBHOOK_MAX_ATTEMPTS"] = 1
+    receiver.failures = 1
+    receiver.failure_body = b"x" * (20 * 1024 * 1024)
+    shown = webhook_done(client, submitted(client, receiver.url))
+    [attempt] = shown["webhook"]["attempts"]
+    assert attempt["status"] == 500
+    assert len(attempt["error"]) <= len("HTTP 500: ") + 200
