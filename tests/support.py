@@ -472,19 +472,9 @@ def worker_process(
 ) -> Iterator[subprocess.Popen]:
     """A ``celery -A celery_worker worker`` subprocess on ``redis_url``, stopped on exit;
     its output goes to the file ``output`` when given."""
-    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing", **(env or {})}
-    command = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker",
-               "--loglevel=WARNING", "--without-mingle", "--without-gossip", *options]  # fmt: skip
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
-    try:
+    command = ["worker", "--loglevel=WARNING", "--without-mingle", "--without-gossip", *options]
+    with celery_process(redis_url, command, env or {}, output) as worker:
         yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @contextmanager
@@ -493,19 +483,31 @@ def beat_process(
 ) -> Iterator[subprocess.Popen]:
     """``celery -A celery_worker beat`` (redbeat's scheduler) on ``redis_url``, looking at
     its schedule every second, stopped on exit."""
-    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing",
-           "FLASK_BEAT_MAX_LOOP_SECONDS": "1", **(env or {})}  # fmt: skip
-    command = [sys.executable, "-m", "celery", "-A", "celery_worker", "beat", "--loglevel=INFO"]
-    beat = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
-    try:
+    env = {"FLASK_BEAT_MAX_LOOP_SECONDS": "1", **(env or {})}
+    with celery_process(redis_url, ["beat", "--loglevel=INFO"], env, output) as beat:
         yield beat
+
+
+@contextmanager
+def celery_process(
+    redis_url: str, command: list[str], env: dict[str, str], output: Any
+) -> Iterator[subprocess.Popen]:
+    """``celery -A celery_worker <command>`` on ``redis_url`` (the testing config), ended
+    on exit: SIGTERM, then SIGKILL after 30 s."""
+    env = {**os.environ, "REDIS_URL": redis_url, "APP_CONFIG": "testing", **env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "celery_worker", *command],
+        cwd=ROOT, env=env, stdout=output, stderr=output,
+    )  # fmt: skip
+    try:
+        yield process
     finally:
-        beat.terminate()
+        process.terminate()
         try:
-            beat.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            beat.kill()
-            beat.wait()
+            process.kill()
+            process.wait()
 
 
 class RecordingSmtpHandler:

@@ -72,6 +72,15 @@ def checked_inputs(kind: str, inputs: dict[str, Any]) -> tuple[str, dict[str, An
     return task.name, checked
 
 
+def body_of(record: ScheduleRecord) -> dict[str, Any]:
+    """A stored schedule as the request that would make it (a change starts from it)."""
+    return {
+        "name": record.name, "kind": record.kind, "inputs": record.inputs,
+        "cron": record.cron, "timezone": record.timezone,
+        "every_seconds": record.every_seconds, "paused": record.paused,
+    }  # fmt: skip
+
+
 def saved(
     schedule_id: str, body: dict[str, Any], *, owner: str, created_at: str, restart: bool
 ) -> ScheduleRecord:
@@ -130,11 +139,7 @@ class ScheduleItem(MethodView):
     def patch(self, changes: dict[str, Any], schedule_id: str) -> dict[str, Any]:
         """Edit a schedule: any of its fields; a new timing counts from now"""
         record = schedule_or_404(schedule_id)
-        body = {
-            "name": record.name, "kind": record.kind, "inputs": record.inputs,
-            "cron": record.cron, "timezone": record.timezone,
-            "every_seconds": record.every_seconds, "paused": record.paused,
-        }  # fmt: skip
+        body = body_of(record)
         if "cron" in changes:
             body.update(every_seconds=None)
         if "every_seconds" in changes:
@@ -165,11 +170,7 @@ def paused_or_resumed(schedule_id: str, paused: bool) -> dict[str, Any]:
     record = schedule_or_404(schedule_id)
     if record.paused == paused:
         return schedule_body(record)
-    body = {
-        "name": record.name, "kind": record.kind, "inputs": record.inputs,
-        "cron": record.cron, "timezone": record.timezone,
-        "every_seconds": record.every_seconds, "paused": paused,
-    }  # fmt: skip
+    body = {**body_of(record), "paused": paused}
     return schedule_body(
         saved(
             record.id,
