@@ -231,7 +231,13 @@ def end_to_end(report: Report, redis_url: str, profile: dict) -> None:
     for _ in range(profile["e2e_rounds"]):
         url = f"{redis_url}/{DB['ours']}"
         for name, events in (("ours", False), ("events", True)):
-            app = create_app("production", SECRET_KEY="x", REDIS_URL=url, TASK_EVENTS=events)
+            app = create_app(
+                "production",
+                SECRET_KEY="x",
+                REDIS_URL=url,
+                TASK_EVENTS=events,
+                ALLOW_ANONYMOUS=True,
+            )
             slow = app.extensions["celery"].tasks[slow_task.name]
             run(name, lambda slow=slow: slow.delay("e2e", 0), "celery_worker", url,
                 "default,heavy", TASK_EVENTS=str(events).lower())  # fmt: skip
@@ -318,7 +324,7 @@ def live_latency(report: Report, redis_url: str, profile: dict) -> None:
     from my_app import create_app
 
     url = f"{redis_url}/{DB['ours']}"
-    app = create_app("production", SECRET_KEY="x", REDIS_URL=url)
+    app = create_app("production", SECRET_KEY="x", REDIS_URL=url, ALLOW_ANONYMOUS=True)
     backend = app.extensions["celery"].backend
     sent: dict[int, float] = {}
     received: dict[int, float] = {}
