@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from PIL import Image
 from playwright.sync_api import Page, Route, expect
 from pypdf import PdfReader
 from support import serving, wait_until, worker_process
+from werkzeug.serving import make_server
 
+from devservers.embedded_redis import free_port
 from my_app import create_app
 from my_app.tasks import slow_task
 
@@ -29,7 +32,7 @@ SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 @pytest.fixture(scope="module")
 def ui_app(database_url):
     """The app on a database of its own."""
-    return create_app("testing", REDIS_URL=database_url)
+    return create_app("testing", REDIS_URL=database_url, WEBHOOK_ALLOWED_HOSTS=["127.0.0.1"])
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,13 @@ def ui_server(database_url, ui_app):
     """
     app = ui_app
     with (
-        worker_process(database_url, "--pool=threads", "--concurrency=4", "--queues=default,heavy"),
+        worker_process(
+            database_url,
+            "--pool=threads",
+            "--concurrency=4",
+            "--queues=default,heavy",
+            env={"FLASK_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]'},
+        ),
         serving(app) as base_url,
     ):
         yield base_url
@@ -331,3 +340,35 @@ def test_a_schedule_is_created_paused_resumed_and_deleted_from_the_page(page):
     page.once("dialog", lambda dialog: dialog.accept())
     item.get_by_role("button", name="Delete").click()
     expect(item).to_have_count(0)
+
+
+def test_the_task_page_shows_each_webhook_delivery_attempt(page, ui_server):
+    """A receiver that refuses once, then accepts: the page shows both attempts live.
+    Fails without the webhook's redraw in showDetail (seen failing: the section stayed
+    at "pending", with no attempt)."""
+    answers = iter([500])
+
+    def receive(environ, start_response):
+        status = next(answers, 204)
+        start_response(f"{status} X", [("Content-Length", "0")])
+        return [b""]
+
+    server = make_server("127.0.0.1", free_port(), receive, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        callback = f"http://127.0.0.1:{server.port}/hooks"
+        task = requests.post(f"{ui_server}/api/tasks/slow", params={"callback_url": callback},
+                             json={"name": "Hook", "seconds": 2}, timeout=10).json()  # fmt: skip
+        page.goto(f"/tasks/{task['id']}")
+        page.evaluate("window.__notReloaded = true")
+        section = page.locator('[data-field="webhook"]')
+        expect(section).to_contain_text("pending")
+        expect(section).to_contain_text("delivered", timeout=45_000)
+        attempts = section.locator("li")
+        expect(attempts).to_have_count(2)
+        expect(attempts.first).to_contain_text("500")
+        expect(attempts.last).to_contain_text("204")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
