@@ -158,9 +158,7 @@ def webhook_task(self: Task, task_id: str) -> None:
     if task is None or task.webhook is None or task.webhook["state"] != "pending":
         return  # expired, or delivered by an earlier run of this message
     record = {name: value for name, value in task.as_dict().items() if name != "webhook"}
-    signing_secrets = webhooks.owner_secrets(
-        ledger.client, task.owner, config["WEBHOOK_SECRET_GRACE_SECONDS"]
-    )
+    signing_secrets = webhooks.owner_secrets(ledger.client, task.owner)
     body, headers = webhooks.signed_request(record, signing_secrets, datetime.now(UTC))
     attempt = webhooks.deliver(
         task.webhook["url"], body, headers,

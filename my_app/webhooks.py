@@ -105,41 +105,55 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def owner_secrets(client: Any, owner: str, grace_seconds: float) -> list[str]:
-    """The owner's signing secrets, the current first (made now if there is none), and
-    the previous one while its grace lasts."""
+def stored_secrets(client: Any, owner: str) -> dict[str, Any]:
+    """The owner's secrets as stored (the current one made now if there is none), in one
+    round trip."""
     key = owner_webhook_key(owner)
-    client.hsetnx(key, "secret", new_secret())
-    current, previous, until = client.hmget(key, "secret", "previous_secret", "previous_until")
-    kept = [current]
-    if previous and until and float(until) > time.time():
-        kept.append(previous)
+    pipe = client.pipeline(transaction=False)
+    pipe.hsetnx(key, "secret", new_secret())
+    pipe.hgetall(key)
+    return pipe.execute()[1]
+
+
+def owner_secrets(client: Any, owner: str) -> list[str]:
+    """The owner's signing secrets: the current first, and the previous one while its
+    grace lasts."""
+    return signing(stored_secrets(client, owner))
+
+
+def signing(stored: dict[str, Any]) -> list[str]:
+    """The secrets that sign now, of those stored."""
+    kept = [stored["secret"]]
+    until = stored.get("previous_until")
+    if stored.get("previous_secret") and until and float(until) > time.time():
+        kept.append(stored["previous_secret"])
     return kept
 
 
 def rotate_secret(client: Any, owner: str, grace_seconds: float) -> dict[str, Any]:
     """Give the owner a new signing secret; the old one signs too for ``grace_seconds``."""
-    key = owner_webhook_key(owner)
-    current = owner_secrets(client, owner, grace_seconds)[0]
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(key, mapping={"secret": new_secret(), "previous_secret": current,
-                            "previous_until": time.time() + grace_seconds,
-                            "rotated_at": datetime.now(UTC).isoformat()})  # fmt: skip
-    pipe.execute()
-    return webhook_settings(client, owner, grace_seconds)
+    current = owner_secrets(client, owner)[0]
+    client.hset(owner_webhook_key(owner), mapping={
+        "secret": new_secret(), "previous_secret": current,
+        "previous_until": time.time() + grace_seconds,
+        "rotated_at": datetime.now(UTC).isoformat(),
+    })  # fmt: skip
+    return webhook_settings(client, owner)
 
 
-def webhook_settings(client: Any, owner: str, grace_seconds: float) -> dict[str, Any]:
+def webhook_settings(client: Any, owner: str) -> dict[str, Any]:
     """The owner's signing secrets, and when the previous one stops signing."""
-    kept = owner_secrets(client, owner, grace_seconds)
-    until, rotated = client.hmget(owner_webhook_key(owner), "previous_until", "rotated_at")
+    stored = stored_secrets(client, owner)
+    kept = signing(stored)
     return {
         "secret": kept[0],
         "previous_secret": kept[1] if len(kept) > 1 else None,
         "previous_secret_until": (
-            datetime.fromtimestamp(float(until), UTC).isoformat() if len(kept) > 1 else None
+            datetime.fromtimestamp(float(stored["previous_until"]), UTC).isoformat()
+            if len(kept) > 1
+            else None
         ),
-        "rotated_at": rotated,
+        "rotated_at": stored.get("rotated_at"),
     }
 
 

@@ -156,7 +156,7 @@ def test_a_rotated_secret_signs_with_both_for_its_grace_and_is_never_logged(
     client, receiver, caplog
 ):
     """After a rotation, a delivery verifies with the new secret and with the previous
-    one. Fails if only the current secret signs (seen failing with ``owner_secrets``
+    one. Fails if only the current secret signs (seen failing with ``signing``
     keeping one). No log line holds either secret."""
     caplog.set_level(logging.DEBUG)
     old = client.get("/api/webhooks/secret").get_json()["secret"]

@@ -81,6 +81,12 @@ def body_of(record: ScheduleRecord) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def resaved(record: ScheduleRecord, body: dict[str, Any], *, restart: bool) -> ScheduleRecord:
+    """Store a changed schedule, keeping its id, owner and creation time."""
+    created_at = record.created_at or utc_now()
+    return saved(record.id, body, owner=record.owner, created_at=created_at, restart=restart)
+
+
 def saved(
     schedule_id: str, body: dict[str, Any], *, owner: str, created_at: str, restart: bool
 ) -> ScheduleRecord:
@@ -147,15 +153,7 @@ class ScheduleItem(MethodView):
         body.update(changes)
         retimed = any(name in changes for name in ("cron", "timezone", "every_seconds"))
         resumed = record.paused and not body["paused"]
-        return schedule_body(
-            saved(
-                record.id,
-                body,
-                owner=record.owner,
-                created_at=record.created_at or utc_now(),
-                restart=retimed or resumed,
-            )
-        )
+        return schedule_body(resaved(record, body, restart=retimed or resumed))
 
     @blp.response(204)
     @blp.alt_response(404, schema=ErrorSchema, description="No such schedule")
@@ -171,15 +169,7 @@ def paused_or_resumed(schedule_id: str, paused: bool) -> dict[str, Any]:
     if record.paused == paused:
         return schedule_body(record)
     body = {**body_of(record), "paused": paused}
-    return schedule_body(
-        saved(
-            record.id,
-            body,
-            owner=record.owner,
-            created_at=record.created_at or utc_now(),
-            restart=not paused,
-        )
-    )
+    return schedule_body(resaved(record, body, restart=not paused))
 
 
 @blp.route("/<schedule_id>/pause")

@@ -25,8 +25,7 @@ class WebhookSecret(MethodView):
     def get(self) -> dict[str, Any]:
         """Your signing secret (made on first use), to verify deliveries with any
         Standard Webhooks library"""
-        grace = current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"]
-        return webhooks.webhook_settings(ledger_of().client, current_owner(), grace)
+        return webhooks.webhook_settings(ledger_of().client, current_owner())
 
     @blp.response(200, WebhookSecretsSchema)
     def post(self) -> dict[str, Any]:
