@@ -448,8 +448,10 @@ def artifacts_discarded(
     """Drop what a failed or cancelled run produced, listed or not: no half-finished set
     of files is served, and nothing is left behind."""
     ledger.forget_artifacts(task_id, names)
+    folder = artifacts.task_folder(task_id)
     for name in names:
-        store.delete(f"{artifacts.task_folder(task_id)}/{name}")
+        store.delete(f"{folder}/{name}")
+    store.remove_empty_folder(folder)
 
 
 def upload_stored(ledger: Ledger, store: ArtifactStore, stream: IO[bytes], kind: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import uuid
 from pathlib import Path
 
 import psutil
@@ -25,7 +26,10 @@ from support import (
 
 from devservers.embedded_redis import free_port
 from devservers.sample_video import make_video, padded_video
-from my_app import create_app
+from my_app import create_app, lifecycle
+from my_app.records import ARTIFACT_FIELD_PREFIX
+from my_app.store.artifacts import artifact_store
+from my_app.store.ledger import ledger_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -81,6 +85,27 @@ def test_purging_a_finished_task_deletes_its_record_and_files(client):
     assert client.get(artifact).status_code == 404
     listed = client.get("/api/tasks?page_size=100").get_json()
     assert task["id"] not in {item["id"] for item in listed}
+
+
+def test_a_discarded_run_leaves_no_empty_folder_but_keeps_earlier_files(redis_database):
+    """What a failed or cancelled run saved goes, and its task's folder with it once
+    empty (a video cancelled while storing its files left ``tasks/<id>/``). Fails with
+    ``remove_empty_folder`` left out of ``lifecycle.artifacts_discarded``."""
+    app = create_app("testing", REDIS_URL=redis_database())
+    with app.app_context():
+        ledger, store = ledger_of(app), artifact_store(app)
+        kept, discarded = str(uuid.uuid4()), str(uuid.uuid4())
+        lifecycle.artifact_saved(ledger, store, kept, "first.txt", io.BytesIO(b"earlier run"))
+        for task_id in (kept, discarded):
+            lifecycle.artifact_saved(ledger, store, task_id, "late.txt", io.BytesIO(b"this run"))
+            lifecycle.artifacts_discarded(ledger, store, task_id, ["late.txt"])
+        assert not Path(ARTIFACT_DIR, "tasks", discarded).exists()
+        assert sorted(os.listdir(Path(ARTIFACT_DIR, "tasks", kept))) == ["first.txt"]
+        listed = {
+            field for field in ledger.read_entry(kept) if field.startswith(ARTIFACT_FIELD_PREFIX)
+        }
+        assert listed == {f"{ARTIFACT_FIELD_PREFIX}first.txt"}
+        store.delete(f"tasks/{kept}")
 
 
 def test_purging_an_unfinished_task_is_409(idle_app):

@@ -11,6 +11,7 @@ Redis sorted set (``keys.ARTIFACTS_EXPIRING``), so it is deleted when its task e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mimetypes
 import os
@@ -190,6 +191,13 @@ class ArtifactStore:
             self.fs.rm(self.path(relative), recursive=True)
         except FileNotFoundError:
             pass
+
+    def remove_empty_folder(self, relative: str) -> None:
+        """Remove a folder once its files are deleted one by one: a directory outlives
+        its files, an object store has no folders to leave."""
+        if self.is_local:
+            with contextlib.suppress(OSError):  # not empty, or not there
+                os.rmdir(self.path(relative))
 
 
 def artifact_store(app: Flask | None = None) -> ArtifactStore:
