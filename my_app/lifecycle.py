@@ -243,7 +243,7 @@ def queued(
     args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ((), {})
     embed = body[2] if isinstance(body, (list, tuple)) and len(body) > 2 else None
     steps = later_steps(embed, task_id, headers.get("group"))
-    workflow = workflow_of(task_id, headers.get("root_id"), bool(steps))
+    workflow = workflow_of(task_id, headers.get("root_id"), carries_canvas(embed))
     schedule = headers.get(SCHEDULE_HEADER)
     entry = new_entry(
         celery_app, sender, task_id, args, kwargs,
@@ -295,10 +295,18 @@ def later_steps(embed: Any, task_id: str, group_id: str | None) -> list[tuple[di
     return steps
 
 
+def carries_canvas(embed: Any) -> bool:
+    """Whether a message carries canvas steps to run after it (a chain's rest, a chord's
+    callback), whatever they are: its task is then a step of a workflow."""
+    return isinstance(embed, dict) and bool(embed.get("chain") or embed.get("chord"))
+
+
 def is_task_signature(step: Any) -> bool:
-    """Whether a serialized signature is one task with its id fixed."""
+    """Whether a serialized signature is one task with its id fixed. A chord, group or
+    chain has a ``subtask_type``: its id (``celery.chord``'s) is no task that will run."""
     return (
         isinstance(step, dict)
+        and not step.get("subtask_type")
         and isinstance(step.get("task"), str)
         and isinstance(step.get("options"), dict)
         and isinstance(step["options"].get("task_id"), str)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import email
 import gc
 import io
+import uuid
 
 import pytest
-from celery import chain
+from celery import chain, chord, group
 from PIL import Image
 from pypdf import PdfReader
 from support import wait_for_state, wait_until
@@ -87,6 +88,38 @@ def test_a_chain_queued_from_a_shell_reads_as_a_workflow(client):
         "Task completed for one!",
         "Task completed for two!",
     ]
+
+
+def test_a_shell_chain_holding_a_group_reads_as_its_tasks_only(client):
+    """Celery makes ``chain(a, group(b, c), d)`` a chain holding a chord, whose own id is
+    no task that runs. Fails when the lifecycle files that chord as a step: a
+    ``celery.chord`` task stays QUEUED for ever, and so does the workflow."""
+    first_id = str(uuid.uuid4())
+    chain(
+        slow_task.si("first", 0).set(task_id=first_id),
+        group(slow_task.si("left", 0), slow_task.si("right", 0)),
+        slow_task.si("last", 0),
+    ).apply_async()
+    workflow = wait_for_state(client, f"/api/workflows/{first_id}", {"SUCCESS"}, timeout=30)
+    results = sorted(step["task"]["result"] for step in workflow["steps"])
+    assert results == sorted(
+        f"Task completed for {name}!" for name in ("first", "left", "right", "last")
+    )
+    listed = client.get("/api/tasks?state=QUEUED&page_size=100").get_json()
+    assert not [task for task in listed if task.get("workflow") == first_id]
+
+
+def test_a_shell_chord_given_a_root_id_reads_as_one_workflow(client):
+    """A bare chord has no common root; given one (the README's recipe), its header and
+    callback are one workflow under that id. Fails when the lifecycle files a canvas's
+    tasks under anything but Celery's ``root_id`` (seen failing with ``workflow_of``
+    answering the task's own id: 404)."""
+    root = str(uuid.uuid4())
+    header = [slow_task.si("left", 0), slow_task.si("right", 0)]
+    chord(header, slow_task.si("callback", 0)).apply_async(root_id=root)
+    workflow = wait_for_state(client, f"/api/workflows/{root}", {"SUCCESS"}, timeout=30)
+    results = sorted(step["task"]["result"] for step in workflow["steps"])
+    assert results == [f"Task completed for {name}!" for name in ("callback", "left", "right")]
 
 
 def test_cancelling_a_workflow_stops_every_step_not_done(client):
