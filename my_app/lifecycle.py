@@ -94,6 +94,7 @@ from .records import (
     describe_exception,
     encode_inputs,
     may_follow,
+    progress_report,
 )
 from .schedules import SCHEDULE_HEADER
 from .store import artifacts
@@ -569,6 +570,8 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
             ledger = ledger_of(flask_app)
             if TaskState(state) in STORED_FINAL_STATES:
                 progress = last_progress.pop(task_id, None)
+                if progress is None and state != TaskState.SUCCESS:
+                    progress = self.stored_progress(task_id)
                 filed, callback = finished(ledger, task_id, state, progress, result, attempt)
                 if not filed:
                     return result
@@ -583,6 +586,16 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
         if callback:  # after the result: the delivery reads the task as it ended
             webhook_queued(self.app, task_id)
         return stored
+
+    def stored_progress(self, task_id: str) -> dict[str, Any] | None:
+        """The progress Celery holds for a running task. A task can end in another
+        process than the one that ran its body, which kept its progress: Celery's revoke
+        marks it REVOKED in the worker's main process, a lost pool process fails it there.
+        One read, on those ends only."""
+        meta = self.get_task_meta(task_id, cache=False)
+        if meta.get("status") != TaskState.PROGRESS:
+            return None
+        return progress_report(meta.get("result"))
 
     def on_backend_retryable_error(self, exc: Exception) -> None:
         """Celery's hook before it retries storing a result: say the worker waits."""

@@ -348,9 +348,12 @@ def describe_exception(exception: Any) -> dict[str, str]:
 
 
 def with_percent(progress: dict[str, Any] | None, state: TaskState) -> dict[str, Any] | None:
-    """Progress with its percentage; a finished task that reported none is at 100 %."""
+    """Progress with its percentage; a finished task that reported none is at 100 %.
+    Only a task in progress has an ETA: one that stopped keeps where it got to."""
     if progress is None:
         return {"current": 1, "total": 1, "percent": 100} if state == TaskState.SUCCESS else None
+    if state != TaskState.PROGRESS:
+        progress = {name: value for name, value in progress.items() if name != "eta_seconds"}
     current, total = progress["current"], progress["total"]
     if total > 0:
         percent = max(0, min(100, round(100 * current / total)))

@@ -8,7 +8,7 @@ import socket
 import psutil
 import pytest
 from celery import Celery
-from support import forget_ledger, wait_for_state, worker_process
+from support import forget_ledger, wait_for_state, wait_until, worker_process
 
 from my_app import create_app
 
@@ -72,6 +72,26 @@ def test_a_hard_time_limit_kills_the_job_and_the_worker_keeps_serving(database_u
     assert "hard time limit exceeded (1.5 s)" in task["error"]["message"]
     after = wait_for_state(client, submit_slow(client, seconds=0), {"SUCCESS"}, timeout=60)
     assert after["result"] == "Task completed for Ada!"
+
+
+def test_a_job_cancelled_on_a_prefork_worker_keeps_the_progress_it_made(
+    database_url, prefork_worker
+):
+    """Celery's revoke marks a running job REVOKED in the worker's main process, which
+    never saw the progress its pool process reported. Fails without
+    ``LedgerRedisBackend.stored_progress`` (the REVOKED record's progress is None; the
+    threads worker of the other tests shares one process, so it cannot show this)."""
+    client = submitter(database_url)
+    url = submit_slow(client, seconds=30)
+
+    def past_two_steps() -> bool:
+        return (client.get(url).get_json()["progress"] or {}).get("current", 0) >= 2
+
+    wait_until(past_two_steps, timeout=60)
+    assert client.delete(url).status_code == 202
+    task = wait_for_state(client, url, {"REVOKED"}, timeout=30)
+    assert 2 <= task["progress"]["current"] < 30
+    assert task["progress"]["total"] == 30
 
 
 def test_a_job_whose_process_dies_is_requeued_and_completes(database_url, prefork_worker):

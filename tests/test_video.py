@@ -176,7 +176,9 @@ def test_a_video_larger_than_any_other_body_is_accepted(client, tmp_path):
 
 def test_cancel_mid_transcode_stops_it_and_leaves_nothing_behind(client, tmp_path):
     """Fails without the cancel check in the frame loop (the job runs to SUCCESS), or
-    when a cancelled job leaves files: in the store, or its scratch folder."""
+    when a cancelled job leaves files: in the store, or its scratch folder. Its record
+    keeps the frames it got to, without an ETA (seen failing with ``with_percent``
+    keeping ``eta_seconds``)."""
     clip = make_video(tmp_path / "long.mp4", seconds=60, width=640, height=360, fps=30)
     task = submit_video(client, clip, preview_height=360, preview_format="webm").get_json()
     url = task["links"]["self"]
@@ -193,6 +195,7 @@ def test_cancel_mid_transcode_stops_it_and_leaves_nothing_behind(client, tmp_pat
     assert client.delete(url).status_code == 202
     stopped = wait_for_state(client, url, {"REVOKED", "SUCCESS"}, timeout=30)
     assert stopped["state"] == "REVOKED"
+    assert stopped["progress"]["current"] >= 60 and "eta_seconds" not in stopped["progress"]
     assert "artifacts" not in stopped["links"]
     assert not os.path.exists(f"{ARTIFACT_DIR}/tasks/{task['id']}")
     # Celery's revoke broadcast may store REVOKED while the job unwinds: give it a moment.

@@ -67,7 +67,9 @@ class ProgressSchema(Schema):
     percent = fields.Integer(required=True)
     message = fields.String()
     eta_seconds = fields.Float(
-        metadata={"description": "Seconds until it is done, from its pace so far"}
+        metadata={
+            "description": "Seconds until it is done, from its pace so far (while in PROGRESS)"
+        }
     )
 
 
