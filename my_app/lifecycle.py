@@ -590,8 +590,8 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
     def stored_progress(self, task_id: str) -> dict[str, Any] | None:
         """The progress Celery holds for a running task. A task can end in another
         process than the one that ran its body, which kept its progress: Celery's revoke
-        marks it REVOKED in the worker's main process, a lost pool process fails it there.
-        One read, on those ends only."""
+        marks it REVOKED in the worker's main process, and a pool process killed at its
+        hard time limit is failed there. One read, on ends other than SUCCESS only."""
         meta = self.get_task_meta(task_id, cache=False)
         if meta.get("status") != TaskState.PROGRESS:
             return None
