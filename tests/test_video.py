@@ -84,6 +84,49 @@ def test_a_video_job_makes_a_poster_a_contact_sheet_and_a_preview(
         assert sum(1 for _ in container.decode(stream)) == 50
 
 
+def portrait_phone_clip(path: Path) -> Path:
+    """What a phone records held upright: 160x96 landscape frames, a white mark at their
+    top left, and a display matrix saying "turn me 90 degrees clockwise" (-90)."""
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        stream.set_display_rotation(-90)
+        for index in range(25):
+            picture = Image.new("RGB", (160, 96), "black")
+            picture.paste("white", (0, 0, 24, 24))
+            frame = av.VideoFrame.from_image(picture)
+            frame.pts = index
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode(None))
+    return path
+
+
+def test_a_phone_s_portrait_video_comes_out_upright(client, tmp_path):
+    """The preview, poster and metadata are of the video as a player shows it: turned
+    clockwise, the mark is at the top right of a portrait picture. Fails without
+    ``upright_frames`` (a landscape preview and poster, the mark at the top left)."""
+    clip = portrait_phone_clip(tmp_path / "phone.mp4")
+    task = submit_video(client, clip, preview_height=160, contact_frames=1).get_json()
+    done = wait_for_state(client, task["links"]["self"], {"SUCCESS", "FAILURE"}, timeout=60)
+    assert done["state"] == "SUCCESS", done["error"]
+    result = done["result"]
+    assert (result["metadata"]["width"], result["metadata"]["height"]) == (96, 160)
+    poster = Image.open(io.BytesIO(client.get(result["poster"]).data)).convert("L")
+    assert poster.size == (96, 160)
+    marked = {
+        corner: poster.getpixel(point) > 128
+        for corner, point in {
+            "top left": (4, 4),
+            "top right": (91, 4),
+            "bottom left": (4, 155),
+        }.items()
+    }
+    assert marked == {"top left": False, "top right": True, "bottom left": False}
+    with av.open(io.BytesIO(client.get(result["preview"]).data)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height, frame.rotation) == (96, 160, 0)
+
+
 def test_downloads_answer_ranges_and_etags_so_a_video_can_seek(client, clips):
     """Fails without make_conditional's ranges (200 and the whole file instead of 206),
     or without the ETag (no 304)."""

@@ -7,10 +7,11 @@ poster's and the contact sheet's times are kept as images on the way.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from typing import IO, Any
 
@@ -34,6 +35,14 @@ SHEET_TILE_WIDTH = 240
 POSTER_SECONDS = 1.0
 #: How many of its first frames a probe decodes.
 PROBED_FRAMES = 12
+#: The filters that stand a frame upright, by the rotation its display matrix asks for
+#: (degrees counterclockwise, as PyAV reads it): what ffmpeg's own autorotate inserts.
+#: A phone records portrait video as landscape frames with such a matrix.
+UPRIGHT_FILTERS: dict[int, list[tuple[str, str]]] = {
+    90: [("transpose", "cclock")],
+    180: [("hflip", ""), ("vflip", "")],
+    270: [("transpose", "clock")],
+}
 
 
 class InvalidVideo(Exception):
@@ -62,7 +71,7 @@ class VideoInfo:
 class VideoOutputs:
     """The files one pass made (paths in the work folder) and the metadata."""
 
-    info: VideoInfo
+    info: VideoInfo  # its width and height as shown: upright
     poster: str
     contact_sheet: str
     preview: str
@@ -171,6 +180,9 @@ def make_video_outputs(
         info = describe(container)
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # decode with frame and slice threads
+        frames, rotation = upright_frames(container.decode(stream), stream)
+        if rotation in (90, 270):
+            info = replace(info, width=info.height, height=info.width)
         rate = Fraction(stream.average_rate or stream.guessed_rate or 25).limit_denominator(1001)
         width, height = preview_size(info.width, info.height, preview_height)
         poster_at = min(POSTER_SECONDS, info.duration_seconds / 10)
@@ -185,8 +197,8 @@ def make_video_outputs(
             encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
             encoder.options = PREVIEW_OPTIONS[preview_format]
             encoder.codec_context.time_base = 1 / rate
-            for frame in container.decode(stream):
-                seconds = frame.time if frame.time is not None else done / float(rate)
+            for seconds_in, frame in frames:
+                seconds = seconds_in if seconds_in is not None else done / float(rate)
                 if poster is None and seconds >= poster_at:
                     poster = scaled_image(frame, POSTER_WIDTH)
                 while len(tiles) < contact_frames and seconds >= sheet_times[len(tiles)]:
@@ -204,6 +216,31 @@ def make_video_outputs(
     sheet_path = os.path.join(work_dir, "contact-sheet.jpg")
     contact_sheet(tiles or [poster], contact_frames).save(sheet_path, "JPEG", quality=80)
     return VideoOutputs(info, poster_path, sheet_path, preview_path, done)
+
+
+def upright_frames(
+    decoded: Iterator[av.VideoFrame], stream: Any
+) -> tuple[Iterator[tuple[float | None, av.VideoFrame]], int]:
+    """The decoded frames (with their times) stood upright, and the rotation that took
+    (0, 90, 180 or 270 degrees counterclockwise). FFmpeg's decoder leaves a display
+    matrix to the player; the preview, poster and sheet are made of the frames as
+    shown, through an FFmpeg filter graph, as ffmpeg's autorotate does."""
+    first = next(decoded, None)
+    rotation = round(first.rotation) % 360 if first is not None else 0
+    everything = itertools.chain([first] if first is not None else [], decoded)
+    if rotation not in UPRIGHT_FILTERS:
+        return ((frame.time, frame) for frame in everything), 0
+    graph = av.filter.Graph()
+    nodes = [graph.add_buffer(template=stream)]
+    nodes += [graph.add(name, arguments) for name, arguments in UPRIGHT_FILTERS[rotation]]
+    graph.link_nodes(*nodes, graph.add("buffersink")).configure()
+
+    def turned() -> Iterator[tuple[float | None, av.VideoFrame]]:
+        for frame in everything:
+            graph.vpush(frame)
+            yield frame.time, graph.vpull()
+
+    return turned(), rotation
 
 
 def scaled_image(frame: av.VideoFrame, width: int) -> Image.Image:
