@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+
 import pytest
 from playwright.sync_api import expect
 from support import serving
@@ -28,6 +30,21 @@ def test_every_response_carries_the_headers(client, path):
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert "Strict-Transport-Security" not in headers  # development, plain HTTP
+
+
+def test_a_file_download_has_one_date_line_on_the_wire(database_url):
+    """werkzeug's ``make_conditional`` (static files, artifact downloads) adds a Date and
+    the server sends its own: nginx warns of the pair. Fails without
+    ``leave_the_date_to_the_server`` (two Date lines)."""
+    app = create_app("testing", REDIS_URL=database_url)
+    with serving(app) as base_url:
+        connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=10)
+        connection.request("GET", "/static/app.js")
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+    assert response.status == 200
+    assert len(response.msg.get_all("Date")) == 1
 
 
 def test_errors_and_401s_carry_them_too(keyed_app):

@@ -1,4 +1,5 @@
-"""Security headers on every response, set by flask-talisman.
+"""Headers on every response: the security headers, set by flask-talisman, and no Date
+of the app's own (the server sends one).
 
 The pages load only this site's own scripts and styles (no inline ones), cannot be
 framed, and send no referrer to other sites. ReDoc alone injects its styles at run time,
@@ -11,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 
 from ..extensions import talisman
 
@@ -40,6 +41,7 @@ REDOC_ENDPOINT = "api-docs.openapi_redoc"
 def init_app(app: Flask, *, production: bool) -> None:
     """Bind flask-talisman to ``app``: HSTS only in production, and only on HTTPS
     requests (directly, or ``X-Forwarded-Proto: https`` from the proxy)."""
+    app.after_request(leave_the_date_to_the_server)
     talisman.init_app(
         app,
         # TLS is the proxy's job: redirecting here would loop behind one that speaks HTTP.
@@ -66,3 +68,11 @@ def init_app(app: Flask, *, production: bool) -> None:
             return redoc(**kwargs)
 
         app.view_functions[REDOC_ENDPOINT] = redoc_page
+
+
+def leave_the_date_to_the_server(response: Response) -> Response:
+    """Drop the Date werkzeug's ``make_conditional`` adds (artifact downloads, static
+    files): every WSGI server, werkzeug's and gunicorn, sends its own, and two Date
+    lines make nginx warn (pallets/werkzeug#2500)."""
+    del response.headers["Date"]
+    return response
