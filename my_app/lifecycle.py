@@ -99,7 +99,7 @@ from .records import (
 from .schedules import SCHEDULE_HEADER
 from .store import artifacts
 from .store.artifacts import ArtifactStore
-from .store.ledger import Ledger, ledger_of, utc_now
+from .store.ledger import Ledger, StopReason, ledger_of, utc_now
 from .store.results import SubmitOnlyRedisBackend
 from .worker.outages import announce_wait
 
@@ -407,9 +407,11 @@ def started(ledger: Ledger, task: Task) -> bool:
     return ledger.record_started(request.id, request.hostname or "", attempt_of(request))
 
 
-def should_stop(ledger: Ledger, task_id: str) -> bool:
-    """Whether the running task was cancelled (by the API or Celery's revoke)."""
-    return ledger.cancel_requested(task_id)
+def stop_reason(ledger: Ledger, task_id: str) -> StopReason | None:
+    """Why the running task must stop, if it must: it was cancelled (by the API or
+    Celery's revoke), or its end was already filed elsewhere, so nothing it reports
+    may follow."""
+    return ledger.stop_reason(task_id)
 
 
 def progressed(ledger: Ledger, task: Task, progress: dict[str, Any]) -> None:
@@ -522,8 +524,8 @@ def finished(
     """File a task's end (its error, if it failed or was revoked, in its timeline).
     Returns False when another final state was filed first (it stands), and the address
     to tell of the end when this call filed it."""
-    detail = error_text(result) if isinstance(result, BaseException) else None
-    before, callback = ledger.record_finished(task_id, state, progress, detail, attempt)
+    error = describe_exception(result) if isinstance(result, BaseException) else None
+    before, callback = ledger.record_finished(task_id, state, progress, error, attempt)
     return before is None or before == state, callback
 
 

@@ -223,8 +223,12 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
         result = payload
     elif state == TaskState.PROGRESS and progress_report(payload) is not None:
         progress = progress_report(payload)
-    elif state in (TaskState.FAILURE, TaskState.RETRY, TaskState.REVOKED) and payload is not None:
-        error = describe_exception(payload)
+    elif state in (TaskState.FAILURE, TaskState.RETRY, TaskState.REVOKED):
+        stored_error = _json_dict(raw.get("error")) if state != TaskState.RETRY else {}
+        if meta and meta.get("status") == state and payload is not None:
+            error = describe_exception(payload)
+        elif {"type", "message"} <= stored_error.keys():
+            error = {"type": str(stored_error["type"]), "message": str(stored_error["message"])}
     shown_inputs = kwargs if not args else {"*args": args, **kwargs}
     timeline = decode_timeline(raw)
     finished_at = raw.get("finished_at") or (meta.get("date_done") if meta else None)
@@ -324,8 +328,16 @@ def record_state(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Task
     """The task's state: Celery's (the result backend refuses a state that may not follow
     the final one the ledger filed, so the two agree); while Celery has none, STARTED or
     QUEUED from the ledger. The ledger files a final state just before Celery stores it,
-    so in between the task still shows as running, never as finished without a result."""
+    so in between the task still shows as running, never as finished without a result.
+
+    One exception: a pool process that outlives its end (its worker's main process
+    filed its hard time limit) may store a last PROGRESS over the final state before it
+    sees the end and stops. The final state the ledger filed stands over such a report.
+    """
     status = meta.get("status") if meta else None
+    final = raw.get("final")
+    if status == TaskState.PROGRESS and final in TaskState.__members__:
+        return TaskState(final)
     if status in TaskState.__members__:
         return TaskState(status)
     return TaskState.STARTED if raw.get("started_at") else TaskState.QUEUED

@@ -8,6 +8,7 @@ import json
 import time
 
 import requests
+from billiard.exceptions import TimeLimitExceeded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import forget_ledger, wait_for_state, wait_until, worker_process
@@ -60,6 +61,48 @@ def test_celery_s_own_revoke_of_a_running_job_is_final(app, client, live_server)
     listed = {t["id"] for t in client.get("/api/tasks?state=REVOKED&page_size=100").get_json()}
     succeeded = {t["id"] for t in client.get("/api/tasks?state=SUCCESS&page_size=100").get_json()}
     assert task["id"] in listed and task["id"] not in succeeded
+
+
+def test_a_job_whose_end_was_filed_elsewhere_stops_and_stores_nothing_more(app, client):
+    """A pool process can outlive its end: at its hard time limit the worker's main
+    process files FAILURE, and the pool process may report once more before it is
+    killed. Its next step sees the end and stops, so Celery's result stays FAILURE.
+
+    Fails without ``StopReason.FINISHED`` in the job's stop check (the job reports on,
+    and Celery's result turns PROGRESS: seen under CPU load in
+    ``test_a_hard_time_limit_kills_the_job...``).
+    """
+    seconds = 8
+    task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": seconds}).get_json()
+    url = task["links"]["self"]
+    wait_for_state(client, url, {"PROGRESS"})
+    backend = app.extensions["celery"].backend
+    backend.mark_as_failure(task["id"], TimeLimitExceeded(1.5))  # as the main process does
+    deadline = time.monotonic() + 3 * app.config["SLOW_JOB_STEP_SECONDS"] + 1
+    while time.monotonic() < deadline:
+        assert backend.get_task_meta(task["id"], cache=False)["status"] == "FAILURE"
+        time.sleep(0.1)
+    ended = client.get(url).get_json()
+    assert ended["state"] == "FAILURE" and ended["error"]["type"] == "TimeLimitExceeded"
+
+
+def test_a_late_progress_report_does_not_undo_a_filed_end(idle_app):
+    """If the last report slips in between a pool process's check and its store, the
+    end the ledger filed stands over it, with its error. Fails without the ledger's
+    final state in ``record_state`` (the record reads PROGRESS, with no error)."""
+    client = idle_app.test_client()
+    task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 10}).get_json()
+    backend = idle_app.extensions["celery"].backend
+    backend.mark_as_failure(task["id"], TimeLimitExceeded(1.5))
+    backend.store_result(task["id"], {"current": 3, "total": 10}, "PROGRESS")
+    record = client.get(task["links"]["self"]).get_json()
+    assert record["state"] == "FAILURE" and record["finished_at"]
+    assert record["error"] == {
+        "type": "TimeLimitExceeded",
+        "message": "hard time limit exceeded (1.5 s): the job's process was killed",
+    }
+    failed = {t["id"] for t in client.get("/api/tasks?state=FAILURE&page_size=100").get_json()}
+    assert task["id"] in failed
 
 
 def test_a_task_with_mistyped_arguments_breaks_no_read(app, client, live_server):

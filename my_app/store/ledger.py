@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -173,7 +174,7 @@ return 1
 # Atomically: a task cancelled while queued must never look started. Each start (a retry,
 # a redelivery) is an attempt: started_at and worker are the current attempt's.
 # KEYS: the entry. ARGV: started_at, expires, worker, started (epoch seconds), the
-# note, the timeline's length.
+# note, the timeline's length, the error ({type, message} JSON, or "").
 STARTED = (
     NOTE_FUNCTION
     + """
@@ -196,7 +197,7 @@ return 0
 # expires, now (epoch), last progress (JSON or ""), the owner's state index, the owner's
 # active set, the queue's waiting set, the runtime histogram (templates), the counter
 # field (template), SLOT, the histogram's bounds (comma-separated), the "finished"
-# note, the timeline's length.
+# note, the timeline's length, the error ({type, message} JSON, or "").
 # Returns the state filed before ("" when this call filed it, "?" for an unknown task),
 # and the entry's callback_url when this call filed it ("" for none).
 FINISHED = (
@@ -215,6 +216,7 @@ local state, expires, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'final', state, 'finished_at', ARGV[2])
 if state == 'REVOKED' then redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end
+if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[15]) end
 note(KEYS[1], ARGV[13], ARGV[14])
 local submitted = redis.call('ZSCORE', KEYS[2], id) or now
 for _, index in ipairs({fill(ARGV[6], owner), KEYS[3]}) do
@@ -241,6 +243,14 @@ end
 return {'', callback or ''}
 """
 )
+
+
+class StopReason(StrEnum):
+    """Why a running job must stop at its next step."""
+
+    CANCELLED = "cancelled"  # someone asked (the API, Celery's revoke)
+    FINISHED = "finished"  # its end was filed elsewhere: nothing it reports may follow
+
 
 #: Where a key template (keys.py's own function, given SLOT) takes the owner, queue or kind.
 SLOT = "\x00"
@@ -376,14 +386,14 @@ class Ledger:
         task_id: str,
         state: str,
         progress: dict[str, Any] | None = None,
-        detail: str | None = None,
+        error: dict[str, str] | None = None,
         attempt: int | None = None,
     ) -> tuple[str | None, str | None]:
-        """File the task's end in ``state`` (with its last progress, and ``detail`` for
-        its timeline: an error). Returns the final state filed before (the one that
+        """File the task's end in ``state`` (with its last progress, and its ``error``,
+        also in its timeline). Returns the final state filed before (the one that
         stands; None when this call filed it or the ledger does not know the task), and
         the callback address to tell when this call filed it."""
-        detail = f"{state}: {detail}" if detail else state
+        detail = f"{state}: {error['type']}: {error['message']}" if error else state
         note = timeline_note(TimelineEvent.FINISHED, detail, attempt=attempt)
         args = [
             state, utc_now(), self.expires, time.time(),
@@ -391,7 +401,7 @@ class Ledger:
             state_key(SLOT, state), owner_active_key(SLOT), waiting_key(SLOT),
             runtime_key(SLOT), job_metrics.counter_field(job_metrics.FINAL_EVENTS[state], SLOT),
             SLOT, ",".join(str(bound) for bound in job_metrics.RUNTIME_BUCKETS),
-            note, TIMELINE_LENGTH,
+            note, TIMELINE_LENGTH, json.dumps(error) if error else "",
         ]  # fmt: skip
         keys = [task_key(task_id), ALL_TASKS, state_key(None, state), ALL_ACTIVE, JOB_COUNTERS]
         before, callback = self._finished(keys=keys, args=args)
@@ -436,9 +446,14 @@ class Ledger:
         """The final state filed for a task, if any."""
         return self.client.hget(task_key(task_id), "final")
 
-    def cancel_requested(self, task_id: str) -> bool:
-        """Whether someone asked to cancel the task (or it was revoked)."""
-        return bool(self.client.hexists(task_key(task_id), "cancel_requested"))
+    def stop_reason(self, task_id: str) -> StopReason | None:
+        """Why a running task must stop, if it must (one round trip): someone asked to
+        cancel it (or it was revoked), or its end was filed by another process (its
+        worker's main process, at its hard time limit) while this one still runs."""
+        cancel, final = self.client.hmget(task_key(task_id), ["cancel_requested", "final"])
+        if cancel:
+            return StopReason.CANCELLED
+        return StopReason.FINISHED if final else None
 
     def record_outcome(self, task_id: str, outcome: dict[str, Any]) -> None:
         """Remember that a side effect happened (an email was accepted), with its result."""

@@ -18,11 +18,16 @@ from .. import lifecycle
 from ..records import ARTIFACT_FIELD_PREFIX
 from ..store import artifacts
 from ..store.artifacts import artifact_store
-from ..store.ledger import ledger_of
+from ..store.ledger import StopReason, ledger_of
 
 
 class JobCancelled(Exception):
     """Raised at a step boundary when the task's cancellation was requested."""
+
+
+class JobEndedElsewhere(Exception):
+    """Raised at a step boundary when the task's end was filed by another process (its
+    worker's main process, at its hard time limit) while this one still ran."""
 
 
 class JobTimeLimitExceeded(Exception):
@@ -56,8 +61,11 @@ class JobRun:
     ) -> None:
         """Publish progress (it reaches event streams at once) unless cancelled."""
         self.last_report = time.monotonic()
-        if lifecycle.should_stop(self.ledger, self.task_id):
+        reason = lifecycle.stop_reason(self.ledger, self.task_id)
+        if reason == StopReason.CANCELLED:
             raise JobCancelled
+        if reason == StopReason.FINISHED:
+            raise JobEndedElsewhere
         progress: dict[str, Any] = {"current": current, "total": total}
         if message:
             progress["message"] = message
@@ -133,6 +141,10 @@ def job_run(task: Task) -> Iterator[JobRun]:
         run.discard_artifacts()
         run.revoke()
         raise Ignore() from None
+    except JobEndedElsewhere:
+        run.discard_artifacts()
+        lifecycle.last_progress.pop(run.task_id, None)
+        raise Ignore() from None  # its end stands: store nothing, send nothing
     except SoftTimeLimitExceeded:
         run.discard_artifacts()
         raise JobTimeLimitExceeded("time limit exceeded") from None
