@@ -336,7 +336,7 @@ def record_state(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Task
     """
     status = meta.get("status") if meta else None
     final = raw.get("final")
-    if status == TaskState.PROGRESS and final in TaskState.__members__:
+    if status == TaskState.PROGRESS and final in STORED_FINAL_STATES:
         return TaskState(final)
     if status in TaskState.__members__:
         return TaskState(status)
