@@ -41,6 +41,9 @@ TERMINAL_STATES = frozenset(
 )
 #: The final states a worker stores (LOST is seen, not stored).
 STORED_FINAL_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
+#: The final states another process than the job's may file (the worker's main process,
+#: at a hard time limit or on Celery's revoke): the ledger holds their error.
+ENDED_ELSEWHERE_STATES = frozenset({TaskState.FAILURE, TaskState.REVOKED})
 #: The states from which a task may be run again as a new task.
 RETRYABLE_STATES = frozenset({TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST})
 #: The states in which a worker that took a task's message holds it unacknowledged.
@@ -331,12 +334,15 @@ def record_state(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Task
     so in between the task still shows as running, never as finished without a result.
 
     One exception: a pool process that outlives its end (its worker's main process
-    filed its hard time limit) may store a last PROGRESS over the final state before it
-    sees the end and stops. The final state the ledger filed stands over such a report.
+    filed its hard time limit, or Celery's revoke) may store a last PROGRESS over that
+    FAILURE or REVOKED before it sees the end and stops. The end the ledger filed, with
+    its error, stands over such a report. (A SUCCESS is filed by the process that ran
+    the job, which reports nothing after it; until Celery holds its result, it shows as
+    running.)
     """
     status = meta.get("status") if meta else None
     final = raw.get("final")
-    if status == TaskState.PROGRESS and final in STORED_FINAL_STATES:
+    if status == TaskState.PROGRESS and final in ENDED_ELSEWHERE_STATES:
         return TaskState(final)
     if status in TaskState.__members__:
         return TaskState(status)

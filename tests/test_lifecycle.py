@@ -16,6 +16,7 @@ from support import forget_ledger, wait_for_state, wait_until, worker_process
 from my_app import create_app
 from my_app.records import TaskRecord, TaskState, decode_record, may_follow
 from my_app.store.broker_queues import waiting_messages
+from my_app.store.ledger import ledger_of
 from my_app.tasks import slow_task
 
 
@@ -103,6 +104,22 @@ def test_a_late_progress_report_does_not_undo_a_filed_end(idle_app):
     }
     failed = {t["id"] for t in client.get("/api/tasks?state=FAILURE&page_size=100").get_json()}
     assert task["id"] in failed
+
+
+def test_a_success_filed_before_celery_stores_its_result_still_reads_running(idle_app):
+    """The ledger files SUCCESS just before Celery stores the result: in between, the
+    task shows its last progress, never SUCCESS with a progress report for a result.
+    Fails when a filed SUCCESS stands over PROGRESS in ``record_state`` (seen in CI: a
+    workflow's email step read SUCCESS with no ``accepted``)."""
+    client = idle_app.test_client()
+    task = client.post("/api/tasks/slow", json={"name": "Ada", "seconds": 10}).get_json()
+    idle_app.extensions["celery"].backend.store_result(
+        task["id"], {"current": 9, "total": 10}, "PROGRESS"
+    )
+    ledger_of(idle_app).record_finished(task["id"], "SUCCESS")
+    record = client.get(task["links"]["self"]).get_json()
+    assert record["state"] == "PROGRESS" and record["result"] is None
+    assert record["progress"]["current"] == 9
 
 
 def test_a_task_with_mistyped_arguments_breaks_no_read(app, client, live_server):
