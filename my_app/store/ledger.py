@@ -174,7 +174,7 @@ return 1
 # Atomically: a task cancelled while queued must never look started. Each start (a retry,
 # a redelivery) is an attempt: started_at and worker are the current attempt's.
 # KEYS: the entry. ARGV: started_at, expires, worker, started (epoch seconds), the
-# note, the timeline's length, the error ({type, message} JSON, or "").
+# note, the timeline's length.
 STARTED = (
     NOTE_FUNCTION
     + """
