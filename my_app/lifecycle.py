@@ -93,6 +93,7 @@ from .records import (
     TimelineEvent,
     describe_exception,
     encode_inputs,
+    error_line,
     may_follow,
     progress_report,
 )
@@ -544,12 +545,6 @@ def webhook_attempted(ledger: Ledger, task_id: str, attempt: dict[str, Any], sta
     ledger.record_webhook_attempt(task_id, attempt, state)
 
 
-def error_text(error: BaseException) -> str:
-    """An error as a timeline shows it: its type and message."""
-    described = describe_exception(error)
-    return f"{described['type']}: {described['message']}"
-
-
 class LedgerRedisBackend(SubmitOnlyRedisBackend):
     """Celery's Redis result backend, with the lifecycle's "finished" transition: every
     final state is filed in the ledger first, and a state that may not follow the one
@@ -582,7 +577,8 @@ class LedgerRedisBackend(SubmitOnlyRedisBackend):
             ):
                 return result
             if state == TaskState.RETRY:
-                detail = error_text(result) if isinstance(result, BaseException) else None
+                error = describe_exception(result) if isinstance(result, BaseException) else None
+                detail = error_line(error) if error else None
                 ledger.record_note(task_id, TimelineEvent.RETRY, detail, attempt)
         stored = super().store_result(task_id, result, state, *args, **kwargs)
         if callback:  # after the result: the delivery reads the task as it ended

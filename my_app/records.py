@@ -227,11 +227,12 @@ def decode_record(raw: Mapping[str, str], meta: Mapping[str, Any] | None) -> Tas
     elif state == TaskState.PROGRESS and progress_report(payload) is not None:
         progress = progress_report(payload)
     elif state in (TaskState.FAILURE, TaskState.RETRY, TaskState.REVOKED):
-        stored_error = _json_dict(raw.get("error")) if state != TaskState.RETRY else {}
         if meta and meta.get("status") == state and payload is not None:
             error = describe_exception(payload)
-        elif {"type", "message"} <= stored_error.keys():
-            error = {"type": str(stored_error["type"]), "message": str(stored_error["message"])}
+        elif state in ENDED_ELSEWHERE_STATES:  # the ledger's end stood over a late PROGRESS
+            filed = _json_dict(raw.get("error"))
+            if {"type", "message"} <= filed.keys():
+                error = {"type": str(filed["type"]), "message": str(filed["message"])}
     shown_inputs = kwargs if not args else {"*args": args, **kwargs}
     timeline = decode_timeline(raw)
     finished_at = raw.get("finished_at") or (meta.get("date_done") if meta else None)
@@ -363,6 +364,11 @@ def describe_exception(exception: Any) -> dict[str, str]:
     if error_type == "TimeLimitExceeded":  # Celery's message is only the limit
         message = f"hard time limit exceeded ({message} s): the job's process was killed"
     return {"type": error_type, "message": message}
+
+
+def error_line(error: Mapping[str, str]) -> str:
+    """An error as one line of a timeline: ``Type: message``."""
+    return f"{error['type']}: {error['message']}"
 
 
 def with_percent(progress: dict[str, Any] | None, state: TaskState) -> dict[str, Any] | None:

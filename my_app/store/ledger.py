@@ -21,7 +21,7 @@ from celery.backends.base import Backend
 from flask import Flask, current_app
 from kombu.utils import json as kombu_json
 
-from ..records import ARTIFACT_FIELD_PREFIX, WEBHOOK_ATTEMPT_PREFIX, TimelineEvent
+from ..records import ARTIFACT_FIELD_PREFIX, WEBHOOK_ATTEMPT_PREFIX, TimelineEvent, error_line
 from . import artifacts, job_metrics
 from .capacity import MemoryGauge
 from .heartbeats import Heartbeats
@@ -393,7 +393,7 @@ class Ledger:
         also in its timeline). Returns the final state filed before (the one that
         stands; None when this call filed it or the ledger does not know the task), and
         the callback address to tell when this call filed it."""
-        detail = f"{state}: {error['type']}: {error['message']}" if error else state
+        detail = f"{state}: {error_line(error)}" if error else state
         note = timeline_note(TimelineEvent.FINISHED, detail, attempt=attempt)
         args = [
             state, utc_now(), self.expires, time.time(),
